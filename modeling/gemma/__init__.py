@@ -1,0 +1,22 @@
+"""Gemma: generic and sized builders."""
+
+from modeling.gemma._component_builders import gemma, lora_gemma
+from modeling.gemma._model_builders import (
+    gemma_2b,
+    gemma_7b,
+    lora_gemma_2b,
+    lora_gemma_7b,
+    qlora_gemma_2b,
+    qlora_gemma_7b,
+)
+
+__all__ = [
+    "gemma",
+    "gemma_2b",
+    "gemma_7b",
+    "lora_gemma",
+    "lora_gemma_2b",
+    "lora_gemma_7b",
+    "qlora_gemma_2b",
+    "qlora_gemma_7b",
+]

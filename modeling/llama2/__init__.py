@@ -1,0 +1,28 @@
+"""Llama 2: generic and sized builders."""
+
+from modeling.llama2._component_builders import llama2, lora_llama2
+from modeling.llama2._model_builders import (
+    llama2_13b,
+    llama2_70b,
+    llama2_7b,
+    lora_llama2_13b,
+    lora_llama2_70b,
+    lora_llama2_7b,
+    qlora_llama2_13b,
+    qlora_llama2_70b,
+    qlora_llama2_7b,
+)
+
+__all__ = [
+    "llama2",
+    "llama2_13b",
+    "llama2_70b",
+    "llama2_7b",
+    "lora_llama2",
+    "lora_llama2_13b",
+    "lora_llama2_70b",
+    "lora_llama2_7b",
+    "qlora_llama2_13b",
+    "qlora_llama2_70b",
+    "qlora_llama2_7b",
+]

@@ -1,0 +1,15 @@
+"""``modeling.models.<family>``: the torchtune path (``torchtune.models.llama3``) for each family.
+
+The families live at ``modeling.<family>``; this package makes the seed documentation's
+imports (``from modeling.models.llama3 import llama3_8b``) resolve to the same modules.
+"""
+
+import importlib
+import sys
+
+FAMILIES = ("llama3", "llama2", "mistral", "phi3", "gemma")
+
+for _family in FAMILIES:
+    _module = importlib.import_module(f"modeling.{_family}")
+    sys.modules[f"{__name__}.{_family}"] = _module
+    globals()[_family] = _module

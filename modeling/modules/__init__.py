@@ -1,0 +1,19 @@
+"""Building blocks shared by every decoder family."""
+
+from modeling.modules.attention import MultiHeadAttention
+from modeling.modules.kv_cache import KVCache
+from modeling.modules.mlp import GatedMLP
+from modeling.modules.norms import RMSNorm
+from modeling.modules.rotary import RopeScaling, RotaryPositionalEmbeddings
+from modeling.modules.transformer import TransformerDecoder, TransformerDecoderLayer
+
+__all__ = [
+    "GatedMLP",
+    "KVCache",
+    "MultiHeadAttention",
+    "RMSNorm",
+    "RopeScaling",
+    "RotaryPositionalEmbeddings",
+    "TransformerDecoder",
+    "TransformerDecoderLayer",
+]

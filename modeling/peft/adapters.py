@@ -1,0 +1,40 @@
+"""Adapter bookkeeping: list adapter parameters, freeze the rest, merge into base weights."""
+
+import torch
+from torch import nn
+
+from modeling.peft.lora import LoRALinear
+
+ADAPTER_SUFFIXES = ("lora_a.weight", "lora_b.weight", "magnitude")
+
+
+def get_adapter_params(model: nn.Module) -> dict[str, nn.Parameter]:
+    """Every adapter parameter of ``model`` by its state-dict name (LoRA A/B, DoRA magnitude)."""
+    return {
+        name: param
+        for name, param in model.named_parameters()
+        if name.endswith(ADAPTER_SUFFIXES)
+    }
+
+
+def set_trainable_params(model: nn.Module, adapter_params: dict[str, nn.Parameter]) -> None:
+    """Make exactly ``adapter_params`` trainable and freeze every other parameter."""
+    for name, param in model.named_parameters():
+        param.requires_grad_(name in adapter_params)
+
+
+def get_merged_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A state dict of the plain (non-LoRA) model equivalent to ``model``.
+
+    Every :class:`LoRALinear` contributes ``W + (alpha / rank) B A`` (DoRA-rescaled when
+    enabled) under its ``weight`` key; adapter keys are dropped. The result loads into the
+    matching non-LoRA builder with ``strict=True``.
+    """
+    merged = {
+        key: value for key, value in model.state_dict().items()
+        if not key.endswith(ADAPTER_SUFFIXES)
+    }
+    for name, module in model.named_modules():
+        if isinstance(module, LoRALinear):
+            merged[f"{name}.weight"] = module.merged_weight()
+    return merged

@@ -1,0 +1,153 @@
+"""LoRA and DoRA linear layers, with an optional frozen NF4 base (QLoRA)."""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from modeling.peft.nf4 import NF4Weight
+
+
+class LoRALinear(nn.Module):
+    """``y = x W^T + (alpha / rank) * B(A(dropout(x)))`` with W frozen.
+
+    The base weight keeps the plain ``weight`` key so a base checkpoint loads unchanged;
+    adapters are ``lora_a.weight`` (``[rank, in_dim]``, Kaiming-uniform) and
+    ``lora_b.weight`` (``[out_dim, rank]``, zero), so a fresh layer equals its base.
+
+    With ``use_dora=True`` a learned ``magnitude`` per output row rescales the adapted
+    weight as in DoRA (Liu et al., 2024) and PEFT's ``use_dora``:
+    ``y = m / ||W + s B A||_row * (x (W + s B A)^T)``, the norm taken without gradient.
+
+    Args:
+        in_dim: Input features.
+        out_dim: Output features.
+        rank: Adapter rank (positive).
+        alpha: Adapter scale numerator; the update is scaled by ``alpha / rank``.
+        dropout: Dropout on the adapter's input while training.
+        quantize_base: Store the frozen base weight as NF4 (QLoRA).
+        use_dora: Add DoRA's learned magnitude.
+    """
+
+    def __init__(
+        self, in_dim: int, out_dim: int, rank: int, alpha: float, dropout: float = 0.0,
+        quantize_base: bool = False, use_dora: bool = False,
+    ) -> None:
+        super().__init__()
+        if not isinstance(rank, int) or rank <= 0:
+            raise ValueError(f"lora_rank must be a positive integer, got {rank!r}")
+        self.in_dim = in_dim
+        self.out_dim = out_dim
+        self.rank = rank
+        self.alpha = alpha
+        self.scaling = alpha / rank
+        self.use_dora = use_dora
+        if quantize_base:
+            self.weight = NF4Weight(out_dim, in_dim)
+            self.weight.quantize_(_kaiming_init(torch.empty(out_dim, in_dim)))
+        else:
+            self.weight = nn.Parameter(torch.empty(out_dim, in_dim), requires_grad=False)
+            _kaiming_init(self.weight)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.lora_a = nn.Linear(in_dim, rank, bias=False)
+        self.lora_b = nn.Linear(rank, out_dim, bias=False)
+        self.magnitude = nn.Parameter(torch.empty(out_dim)) if use_dora else None
+        self.reset_lora_parameters()
+
+    def reset_lora_parameters(self) -> None:
+        """A Kaiming-uniform, B zero; DoRA magnitude from the current base weight."""
+        if self.lora_a.weight.is_meta:
+            return
+        nn.init.kaiming_uniform_(self.lora_a.weight, a=math.sqrt(5))
+        nn.init.zeros_(self.lora_b.weight)
+        if self.use_dora:
+            self.initialize_dora_magnitude()
+
+    def base_weight(self) -> torch.Tensor:
+        """The frozen base weight as a dense tensor (dequantised if NF4)."""
+        return self.weight.dequantize() if isinstance(self.weight, NF4Weight) else self.weight
+
+    def delta_weight(self) -> torch.Tensor:
+        """``(alpha / rank) * B A``, the adapter's update to the base weight."""
+        return self.scaling * (self.lora_b.weight @ self.lora_a.weight)
+
+    @torch.no_grad()
+    def initialize_dora_magnitude(self) -> None:
+        """Set the DoRA magnitude to the row norms of the current adapted weight."""
+        self.magnitude.copy_(self._adapted_row_norm())
+
+    def _adapted_row_norm(self) -> torch.Tensor:
+        weight = self.base_weight()
+        adapted = weight + self.delta_weight().to(weight.dtype)
+        return torch.linalg.vector_norm(adapted, dim=1).to(weight.dtype)
+
+    def merged_weight(self) -> torch.Tensor:
+        """The dense weight a plain linear needs to compute exactly what this layer does."""
+        with torch.no_grad():
+            weight = self.base_weight()
+            adapted = weight + self.delta_weight().to(weight.dtype)
+            if self.use_dora:
+                adapted = adapted * (self.magnitude / self._adapted_row_norm())[:, None]
+            return adapted
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Base projection plus the scaled low-rank update (DoRA-rescaled if enabled)."""
+        weight = self.base_weight().to(x.dtype)
+        base = F.linear(x, weight)
+        dropped = self.dropout(x)
+        lora = self.lora_b(self.lora_a(dropped)) * self.scaling
+        if not self.use_dora:
+            return base + lora
+        with torch.no_grad():
+            norm = self._adapted_row_norm()
+        scale = (self.magnitude / norm).to(x.dtype)
+        if isinstance(self.dropout, nn.Identity) or not self.training:
+            return scale * (base + lora)
+        # With dropout the adapted product sees the dropped input, as in PEFT.
+        return base + (scale - 1) * F.linear(dropped, weight) + scale * lora
+
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+        error_msgs,
+    ):
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
+        # A base-only checkpoint carries no magnitude: derive it from the loaded weight.
+        if self.use_dora and prefix + "magnitude" not in state_dict and prefix + "weight" in state_dict:
+            if not self.magnitude.is_meta and not self.lora_a.weight.is_meta:
+                self.initialize_dora_magnitude()
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_dim={self.in_dim}, out_dim={self.out_dim}, rank={self.rank}, "
+            f"alpha={self.alpha}, dora={self.use_dora}"
+        )
+
+
+class FrozenNF4Linear(nn.Module):
+    """A bias-free linear whose frozen weight is stored as NF4 (QLoRA's non-adapted layers).
+
+    Args:
+        in_dim: Input features.
+        out_dim: Output features.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.in_dim = in_dim
+        self.out_dim = out_dim
+        self.weight = NF4Weight(out_dim, in_dim)
+        self.weight.quantize_(_kaiming_init(torch.empty(out_dim, in_dim)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x W^T`` with W dequantised on the fly."""
+        return F.linear(x, self.weight.dequantize().to(x.dtype))
+
+
+def _kaiming_init(weight: torch.Tensor) -> torch.Tensor:
+    """``nn.Linear``'s default initialisation, skipped on the meta device."""
+    if not weight.is_meta:
+        nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
+    return weight

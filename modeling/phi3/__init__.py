@@ -1,0 +1,16 @@
+"""Phi-3: generic and sized builders."""
+
+from modeling.phi3._component_builders import lora_phi3, phi3
+from modeling.phi3._model_builders import (
+    lora_phi3_mini,
+    phi3_mini,
+    qlora_phi3_mini,
+)
+
+__all__ = [
+    "lora_phi3",
+    "lora_phi3_mini",
+    "phi3",
+    "phi3_mini",
+    "qlora_phi3_mini",
+]
