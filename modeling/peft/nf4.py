@@ -8,11 +8,16 @@ checkpoints, merges and exports never see the packed form: registered as a modul
 attribute ``weight``, it saves and loads itself under the parent's ``weight`` key.
 """
 
+import logging
 import math
 
-import bitsandbytes.functional as bnbf
 import torch
 from torch import nn
+
+# bitsandbytes warns at import when an optional CPU kernel package is absent; the plain
+# CPU path it falls back to is the one we use, so the warning is noise for our users.
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+import bitsandbytes.functional as bnbf  # noqa: E402
 
 BLOCKSIZE = 64
 
