@@ -3,7 +3,7 @@
 Channel pairs ``(2i, 2i+1)`` of each head are rotated together, as in Meta's reference
 code and checkpoints. Hugging Face checkpoints store q/k projections permuted for a
 "rotate half" layout; the key maps undo that permutation on load (see
-``modeling.convert.permute_rotary``), so the model itself has one layout only.
+``modeling.convert.hf_to_interleaved``), so the model itself has one layout only.
 """
 
 import math

@@ -1,0 +1,170 @@
+"""Convert tensors between Hugging Face names/layouts and ours, one tensor at a time.
+
+Conversion works tensor by tensor so that checkpoint readers can stream: nothing here
+ever needs the whole state dict. The only layout changes are the q/k rotary permutation
+and splitting/fusing Phi-3's fused projections; everything else is a rename.
+"""
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import torch
+
+from modeling.convert.key_maps import KEY_MAPS, KeyRule
+
+# Buffers some exporters write that carry no weights of ours.
+IGNORED_HF_KEYS = re.compile(r"model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq")
+
+
+@dataclass(frozen=True)
+class HeadDims:
+    """The head geometry conversion needs for the rotary permutation and qkv splits."""
+
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+
+    @classmethod
+    def from_hf_config(cls, config: dict) -> "HeadDims":
+        """Read ``num_attention_heads``/``num_key_value_heads``/``head_dim`` of a config.json."""
+        heads = config["num_attention_heads"]
+        return cls(
+            num_heads=heads,
+            num_kv_heads=config.get("num_key_value_heads") or heads,
+            head_dim=config.get("head_dim") or config["hidden_size"] // heads,
+        )
+
+
+def hf_to_interleaved(weight: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """Undo Hugging Face's rotate-half row order of a q/k projection (rows = heads * dim)."""
+    head_dim = weight.shape[0] // num_heads
+    return weight.reshape(num_heads, 2, head_dim // 2, -1).transpose(1, 2).reshape(weight.shape)
+
+
+def interleaved_to_hf(weight: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """Apply Hugging Face's rotate-half row order to a q/k projection in Meta's layout."""
+    head_dim = weight.shape[0] // num_heads
+    return weight.reshape(num_heads, head_dim // 2, 2, -1).transpose(1, 2).reshape(weight.shape)
+
+
+class KeyMapper:
+    """The key map of one ``model_type``, compiled for lookups in both directions.
+
+    Args:
+        model_type: ``llama3``, ``llama2``, ``mistral``, ``phi3_mini`` or ``gemma``
+            (case-insensitive).
+        dims: Head geometry of the model being converted.
+    """
+
+    def __init__(self, model_type: str, dims: HeadDims) -> None:
+        key = model_type.lower()
+        if key not in KEY_MAPS:
+            raise ValueError(
+                f"Unknown model_type {model_type!r}; expected one of {sorted(KEY_MAPS)}"
+            )
+        self.model_type = key
+        self.dims = dims
+        self.rules = KEY_MAPS[key]
+        self._hf = [(_pattern(rule.hf), rule) for rule in self.rules]
+        self._ours = [
+            (_pattern(name), rule, part) for rule in self.rules
+            for part, name in enumerate(rule.ours)
+        ]
+
+    def hf_rule(self, hf_key: str) -> tuple[KeyRule, str | None]:
+        """The rule for a Hugging Face key and its layer index (None outside layers).
+
+        Raises:
+            ValueError: Naming the key and the model_type when no rule matches.
+        """
+        for pattern, rule in self._hf:
+            match = pattern.fullmatch(hf_key)
+            if match:
+                return rule, next(iter(match.groups()), None)
+        raise ValueError(
+            f"Unknown Hugging Face key {hf_key!r} for model_type {self.model_type!r}: "
+            f"no rule in its key map matches; is model_type right?"
+        )
+
+    def our_rule(self, key: str) -> tuple[KeyRule, int, str | None]:
+        """The rule holding one of our keys, which part of it, and the layer index."""
+        for pattern, rule, part in self._ours:
+            match = pattern.fullmatch(key)
+            if match:
+                return rule, part, next(iter(match.groups()), None)
+        raise ValueError(f"Key {key!r} has no Hugging Face name for model_type {self.model_type!r}")
+
+    def from_hf(self, hf_key: str, tensor: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+        """Our key(s) and tensor(s) for one Hugging Face tensor (empty for ignored buffers)."""
+        if IGNORED_HF_KEYS.fullmatch(hf_key):
+            return []
+        rule, layer = self.hf_rule(hf_key)
+        names = [name.format(layer) for name in rule.ours]
+        if rule.fused is None:
+            return [(names[0], self._unpermute(rule.rotary, tensor))]
+        parts = torch.split(tensor, self._split_sizes(rule, tensor.shape[0]), dim=0)
+        if rule.fused == "qkv":
+            parts = (self._unpermute("q", parts[0]), self._unpermute("k", parts[1]), parts[2])
+        return list(zip(names, parts, strict=True))
+
+    def to_hf(self, state_dict: dict[str, torch.Tensor]) -> Iterator[tuple[str, torch.Tensor]]:
+        """Yield Hugging Face keys and tensors for our ``state_dict`` (fusing where needed).
+
+        A fused Hugging Face tensor is emitted once all of its parts have been seen.
+        """
+        pending: dict[str, dict[int, torch.Tensor]] = {}
+        for key, tensor in state_dict.items():
+            rule, part, layer = self.our_rule(key)
+            hf_key = rule.hf.format(layer)
+            if rule.fused is None:
+                yield hf_key, self._permute(rule.rotary, tensor)
+                continue
+            if rule.fused == "qkv" and part < 2:
+                tensor = self._permute("qk"[part], tensor)
+            parts = pending.setdefault(hf_key, {})
+            parts[part] = tensor
+            if len(parts) == len(rule.ours):
+                yield hf_key, torch.cat([parts[i] for i in range(len(rule.ours))], dim=0)
+                del pending[hf_key]
+        if pending:
+            raise ValueError(
+                f"Incomplete fused tensors {sorted(pending)}: some of their parts are missing"
+            )
+
+    def convert_from_hf(
+        self, items: Iterable[tuple[str, torch.Tensor]],
+    ) -> dict[str, torch.Tensor]:
+        """A whole (or partial) state dict of ours from Hugging Face ``(key, tensor)`` pairs."""
+        return {key: value for hf_key, tensor in items for key, value in self.from_hf(hf_key, tensor)}
+
+    def rotary_heads(self, rule: KeyRule, part: int = 0) -> int | None:
+        """How many heads a (part of a) rule's rows are permuted over, or None if not rotary."""
+        kind = rule.rotary or ("qk"[part] if rule.fused == "qkv" and part < 2 else None)
+        if kind is None:
+            return None
+        return self.dims.num_heads if kind == "q" else self.dims.num_kv_heads
+
+    def _split_sizes(self, rule: KeyRule, rows: int) -> list[int]:
+        if rule.fused == "qkv":
+            d = self.dims
+            return [d.num_heads * d.head_dim, d.num_kv_heads * d.head_dim,
+                    d.num_kv_heads * d.head_dim]
+        return [rows // 2, rows - rows // 2]
+
+    def _unpermute(self, rotary: str | None, tensor: torch.Tensor) -> torch.Tensor:
+        if rotary is None:
+            return tensor
+        return hf_to_interleaved(tensor, self._heads(rotary))
+
+    def _permute(self, rotary: str | None, tensor: torch.Tensor) -> torch.Tensor:
+        if rotary is None:
+            return tensor
+        return interleaved_to_hf(tensor, self._heads(rotary))
+
+    def _heads(self, rotary: str) -> int:
+        return self.dims.num_heads if rotary == "q" else self.dims.num_kv_heads
+
+
+def _pattern(template: str) -> re.Pattern:
+    return re.compile(re.escape(template).replace(r"\{\}", r"(\d+)"))
