@@ -75,13 +75,20 @@ class LoRASpec:
 
 
 _LORA_KEYWORDS = (
-    "apply_lora_to_mlp", "apply_lora_to_output", "lora_rank", "lora_alpha", "lora_dropout",
-    "quantize_base", "use_dora",
+    "apply_lora_to_mlp",
+    "apply_lora_to_output",
+    "lora_rank",
+    "lora_alpha",
+    "lora_dropout",
+    "quantize_base",
+    "use_dora",
 )
 
 
 def llama_intermediate_dim(
-    embed_dim: int, multiple_of: int = 256, ffn_dim_multiplier: float | None = None,
+    embed_dim: int,
+    multiple_of: int = 256,
+    ffn_dim_multiplier: float | None = None,
 ) -> int:
     """The MLP width Meta's reference code derives from ``embed_dim``."""
     hidden = int(8 * embed_dim / 3)
@@ -104,8 +111,12 @@ def build_decoder(spec: DecoderSpec, lora: LoRASpec | None = None) -> Transforme
     def linear(name: str, in_dim: int, out_dim: int, adapt: bool) -> nn.Module:
         if lora is not None and adapt:
             return LoRALinear(
-                in_dim, out_dim, rank=lora.lora_rank, alpha=lora.lora_alpha,
-                dropout=lora.lora_dropout, quantize_base=lora.quantize_base,
+                in_dim,
+                out_dim,
+                rank=lora.lora_rank,
+                alpha=lora.lora_alpha,
+                dropout=lora.lora_dropout,
+                quantize_base=lora.quantize_base,
                 use_dora=lora.use_dora,
             )
         if lora is not None and lora.quantize_base and name != "output":
@@ -116,18 +127,24 @@ def build_decoder(spec: DecoderSpec, lora: LoRASpec | None = None) -> Transforme
         return RMSNorm(dim, eps=spec.norm_eps, unit_offset=spec.gemma_style)
 
     rope = RotaryPositionalEmbeddings(
-        head_dim, max_seq_len=spec.max_seq_len, base=spec.rope_base, scaling=spec.rope_scaling,
+        head_dim,
+        max_seq_len=spec.max_seq_len,
+        base=spec.rope_base,
+        scaling=spec.rope_scaling,
     )
     mlp_lora = bool(lora and lora.apply_lora_to_mlp)
     layers = nn.ModuleList()
     for _ in range(spec.num_layers):
         attn = MultiHeadAttention(
-            num_heads=spec.num_heads, num_kv_heads=spec.num_kv_heads, head_dim=head_dim,
+            num_heads=spec.num_heads,
+            num_kv_heads=spec.num_kv_heads,
+            head_dim=head_dim,
             q_proj=linear("q_proj", spec.embed_dim, q_dim, "q_proj" in attn_lora),
             k_proj=linear("k_proj", spec.embed_dim, kv_dim, "k_proj" in attn_lora),
             v_proj=linear("v_proj", spec.embed_dim, kv_dim, "v_proj" in attn_lora),
             output_proj=linear("output_proj", q_dim, spec.embed_dim, "output_proj" in attn_lora),
-            pos_embeddings=rope, attn_dropout=spec.attn_dropout,
+            pos_embeddings=rope,
+            attn_dropout=spec.attn_dropout,
         )
         mlp = GatedMLP(
             w1=linear("w1", spec.embed_dim, spec.intermediate_dim, mlp_lora),
@@ -135,11 +152,20 @@ def build_decoder(spec: DecoderSpec, lora: LoRASpec | None = None) -> Transforme
             w3=linear("w3", spec.embed_dim, spec.intermediate_dim, mlp_lora),
             activation=ACTIVATIONS[spec.activation],
         )
-        layers.append(TransformerDecoderLayer(
-            attn=attn, mlp=mlp, sa_norm=norm(spec.embed_dim), mlp_norm=norm(spec.embed_dim),
-        ))
-    output = None if spec.gemma_style else linear(
-        "output", spec.embed_dim, spec.vocab_size, bool(lora and lora.apply_lora_to_output)
+        layers.append(
+            TransformerDecoderLayer(
+                attn=attn,
+                mlp=mlp,
+                sa_norm=norm(spec.embed_dim),
+                mlp_norm=norm(spec.embed_dim),
+            )
+        )
+    output = (
+        None
+        if spec.gemma_style
+        else linear(
+            "output", spec.embed_dim, spec.vocab_size, bool(lora and lora.apply_lora_to_output)
+        )
     )
     return TransformerDecoder(
         tok_embeddings=nn.Embedding(spec.vocab_size, spec.embed_dim),
@@ -153,8 +179,15 @@ def build_decoder(spec: DecoderSpec, lora: LoRASpec | None = None) -> Transforme
 
 def _validate(spec: DecoderSpec, lora: LoRASpec | None) -> int:
     """Check sizes and LoRA options; return the head dimension."""
-    for name in ("vocab_size", "num_layers", "num_heads", "num_kv_heads", "embed_dim",
-                 "intermediate_dim", "max_seq_len"):
+    for name in (
+        "vocab_size",
+        "num_layers",
+        "num_heads",
+        "num_kv_heads",
+        "embed_dim",
+        "intermediate_dim",
+        "max_seq_len",
+    ):
         value = getattr(spec, name)
         if not isinstance(value, int) or value <= 0:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -172,7 +205,9 @@ def _validate(spec: DecoderSpec, lora: LoRASpec | None) -> int:
     if head_dim % 2:
         raise ValueError(f"head_dim must be even for rotary embeddings, got {head_dim}")
     if spec.activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {spec.activation!r}")
+        raise ValueError(
+            f"activation must be one of {sorted(ACTIVATIONS)}, got {spec.activation!r}"
+        )
     if lora is not None:
         _validate_lora(lora, spec)
     return head_dim
@@ -206,8 +241,12 @@ def _divisors(n: int) -> list[int]:
 
 
 def sized_builders(
-    family: str, size: str, description: str, base: Callable[..., TransformerDecoder],
-    lora: Callable[..., TransformerDecoder], sizes: dict,
+    family: str,
+    size: str,
+    description: str,
+    base: Callable[..., TransformerDecoder],
+    lora: Callable[..., TransformerDecoder],
+    sizes: dict,
 ) -> tuple[Callable[[], TransformerDecoder], ...]:
     """Make the ``F_size``, ``lora_F_size`` and ``qlora_F_size`` builders of one published size.
 
@@ -228,24 +267,44 @@ def sized_builders(
         return base(**sizes)
 
     def lora_sized(
-        lora_attn_modules: list[str], apply_lora_to_mlp: bool = False,
-        apply_lora_to_output: bool = False, lora_rank: int = 8, lora_alpha: float = 16.0,
-        lora_dropout: float = 0.0, quantize_base: bool = False, use_dora: bool = False,
+        lora_attn_modules: list[str],
+        apply_lora_to_mlp: bool = False,
+        apply_lora_to_output: bool = False,
+        lora_rank: int = 8,
+        lora_alpha: float = 16.0,
+        lora_dropout: float = 0.0,
+        quantize_base: bool = False,
+        use_dora: bool = False,
     ) -> TransformerDecoder:
         return lora(
-            lora_attn_modules, apply_lora_to_mlp, apply_lora_to_output, **sizes,
-            lora_rank=lora_rank, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
-            quantize_base=quantize_base, use_dora=use_dora,
+            lora_attn_modules,
+            apply_lora_to_mlp,
+            apply_lora_to_output,
+            **sizes,
+            lora_rank=lora_rank,
+            lora_alpha=lora_alpha,
+            lora_dropout=lora_dropout,
+            quantize_base=quantize_base,
+            use_dora=use_dora,
         )
 
     def qlora_sized(
-        lora_attn_modules: list[str], apply_lora_to_mlp: bool = False,
-        apply_lora_to_output: bool = False, lora_rank: int = 8, lora_alpha: float = 16.0,
-        lora_dropout: float = 0.0, use_dora: bool = False,
+        lora_attn_modules: list[str],
+        apply_lora_to_mlp: bool = False,
+        apply_lora_to_output: bool = False,
+        lora_rank: int = 8,
+        lora_alpha: float = 16.0,
+        lora_dropout: float = 0.0,
+        use_dora: bool = False,
     ) -> TransformerDecoder:
         return lora_sized(
-            lora_attn_modules, apply_lora_to_mlp, apply_lora_to_output, lora_rank=lora_rank,
-            lora_alpha=lora_alpha, lora_dropout=lora_dropout, quantize_base=True,
+            lora_attn_modules,
+            apply_lora_to_mlp,
+            apply_lora_to_output,
+            lora_rank=lora_rank,
+            lora_alpha=lora_alpha,
+            lora_dropout=lora_dropout,
+            quantize_base=True,
             use_dora=use_dora,
         )
 

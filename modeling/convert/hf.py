@@ -13,6 +13,15 @@ import torch
 
 from modeling.convert.key_maps import KEY_MAPS, KeyRule
 
+# PEFT saves adapters under the wrapped model's names; our adapter suffixes and PEFT's.
+PEFT_PREFIX = "base_model.model."
+ADAPTER_NAMES = {
+    "lora_a.weight": "lora_A.weight",
+    "lora_b.weight": "lora_B.weight",
+    "magnitude": "lora_magnitude_vector",
+}
+PEFT_ADAPTER_NAMES = {peft: ours for ours, peft in ADAPTER_NAMES.items()}
+
 # Buffers some exporters write that carry no weights of ours.
 IGNORED_HF_KEYS = re.compile(r"model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq")
 
@@ -68,7 +77,8 @@ class KeyMapper:
         self.rules = KEY_MAPS[key]
         self._hf = [(_pattern(rule.hf), rule) for rule in self.rules]
         self._ours = [
-            (_pattern(name), rule, part) for rule in self.rules
+            (_pattern(name), rule, part)
+            for rule in self.rules
             for part, name in enumerate(rule.ours)
         ]
 
@@ -133,10 +143,61 @@ class KeyMapper:
             )
 
     def convert_from_hf(
-        self, items: Iterable[tuple[str, torch.Tensor]],
+        self,
+        items: Iterable[tuple[str, torch.Tensor]],
     ) -> dict[str, torch.Tensor]:
         """A whole (or partial) state dict of ours from Hugging Face ``(key, tensor)`` pairs."""
-        return {key: value for hf_key, tensor in items for key, value in self.from_hf(hf_key, tensor)}
+        return {
+            key: value for hf_key, tensor in items for key, value in self.from_hf(hf_key, tensor)
+        }
+
+    def adapter_to_peft(self, key: str, tensor: torch.Tensor) -> tuple[str, torch.Tensor]:
+        """PEFT's name and layout for one of our adapter tensors.
+
+        LoRA B rows and DoRA magnitudes of q/k projections get the rotary permutation
+        (A acts on the input side and keeps its layout).
+
+        Raises:
+            ValueError: For adapters on a projection Hugging Face fuses (Phi-3's q/k/v,
+                gate/up), which PEFT cannot express as a separate module.
+        """
+        for ours in ADAPTER_NAMES:
+            if key.endswith("." + ours):
+                module, peft = key[: -len(ours) - 1], ADAPTER_NAMES[ours]
+                break
+        else:
+            raise ValueError(
+                f"{key!r} is not an adapter key (expected one of {list(ADAPTER_NAMES)})"
+            )
+        rule, part, layer = self.our_rule(module + ".weight")
+        if rule.fused is not None:
+            raise ValueError(
+                f"Cannot export adapter {key!r} for model_type {self.model_type!r}: Hugging Face "
+                f"fuses it into {rule.hf.format(layer)!r}; merge the adapter instead"
+            )
+        heads = self.rotary_heads(rule, part)
+        if heads is not None and ours != "lora_a.weight":
+            tensor = interleaved_to_hf(tensor, heads)
+        return f"{PEFT_PREFIX}{rule.hf.format(layer).removesuffix('.weight')}.{peft}", tensor
+
+    def adapter_from_peft(self, key: str, tensor: torch.Tensor) -> tuple[str, torch.Tensor]:
+        """Our name and layout for one tensor of a PEFT adapter file (inverse of export)."""
+        for peft in PEFT_ADAPTER_NAMES:
+            if key.endswith("." + peft):
+                hf_module = key.removeprefix(PEFT_PREFIX)[: -len(peft) - 1]
+                ours = PEFT_ADAPTER_NAMES[peft]
+                break
+        else:
+            raise ValueError(
+                f"{key!r} is not a PEFT LoRA key (expected one of {list(PEFT_ADAPTER_NAMES)})"
+            )
+        rule, layer = self.hf_rule(hf_module + ".weight")
+        if rule.fused is not None:
+            raise ValueError(f"PEFT adapter on fused {hf_module!r} cannot be split into ours")
+        heads = self.rotary_heads(rule)
+        if heads is not None and ours != "lora_a.weight":
+            tensor = hf_to_interleaved(tensor, heads)
+        return f"{rule.ours[0].format(layer).removesuffix('.weight')}.{ours}", tensor
 
     def rotary_heads(self, rule: KeyRule, part: int = 0) -> int | None:
         """How many heads a (part of a) rule's rows are permuted over, or None if not rotary."""
@@ -148,8 +209,11 @@ class KeyMapper:
     def _split_sizes(self, rule: KeyRule, rows: int) -> list[int]:
         if rule.fused == "qkv":
             d = self.dims
-            return [d.num_heads * d.head_dim, d.num_kv_heads * d.head_dim,
-                    d.num_kv_heads * d.head_dim]
+            return [
+                d.num_heads * d.head_dim,
+                d.num_kv_heads * d.head_dim,
+                d.num_kv_heads * d.head_dim,
+            ]
         return [rows // 2, rows - rows // 2]
 
     def _unpermute(self, rotary: str | None, tensor: torch.Tensor) -> torch.Tensor:

@@ -60,8 +60,11 @@ PHI3_KEY_MAP: tuple[KeyRule, ...] = (
     *_LAYER_NORMS,
     KeyRule(
         "model.layers.{}.self_attn.qkv_proj.weight",
-        ("layers.{}.attn.q_proj.weight", "layers.{}.attn.k_proj.weight",
-         "layers.{}.attn.v_proj.weight"),
+        (
+            "layers.{}.attn.q_proj.weight",
+            "layers.{}.attn.k_proj.weight",
+            "layers.{}.attn.v_proj.weight",
+        ),
         fused="qkv",
     ),
     _O_PROJ,

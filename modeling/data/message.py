@@ -47,7 +47,9 @@ class Message:
                 f"got {sorted(data)}"
             )
         return cls(
-            role=data["role"], content=data["content"], masked=data.get("masked"),
+            role=data["role"],
+            content=data["content"],
+            masked=data.get("masked"),
             eot=data.get("eot", True),
         )
 

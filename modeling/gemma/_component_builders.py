@@ -5,12 +5,22 @@ from modeling.modules import TransformerDecoder
 
 
 def gemma(
-    *, vocab_size: int, num_layers: int, num_heads: int, num_kv_heads: int, embed_dim: int,
-    head_dim: int, max_seq_len: int, intermediate_dim: int, attn_dropout: float = 0.0,
-    norm_eps: float = 1e-6, rope_base: float = 10_000.0,
+    *,
+    vocab_size: int,
+    num_layers: int,
+    num_heads: int,
+    num_kv_heads: int,
+    embed_dim: int,
+    head_dim: int,
+    max_seq_len: int,
+    intermediate_dim: int,
+    attn_dropout: float = 0.0,
+    norm_eps: float = 1e-6,
+    rope_base: float = 10_000.0,
 ) -> TransformerDecoder:
-    """A Gemma decoder: tanh-GELU gated MLP, ``1 + weight`` RMSNorm, embeddings scaled by
-    sqrt(embed_dim), and an output projection tied to the embedding.
+    """A Gemma decoder: tanh-GELU gated MLP, ``1 + weight`` norms, tied output.
+
+    Embeddings are scaled by sqrt(embed_dim) and the output projection is the embedding.
 
     Args:
         vocab_size: Tokens in the vocabulary.
@@ -29,12 +39,26 @@ def gemma(
 
 
 def lora_gemma(
-    lora_attn_modules: list[str], apply_lora_to_mlp: bool = False,
-    apply_lora_to_output: bool = False, *, vocab_size: int, num_layers: int, num_heads: int,
-    num_kv_heads: int, embed_dim: int, head_dim: int, max_seq_len: int, intermediate_dim: int,
-    attn_dropout: float = 0.0, norm_eps: float = 1e-6, rope_base: float = 10_000.0,
-    lora_rank: int = 8, lora_alpha: float = 16.0, lora_dropout: float = 0.0,
-    quantize_base: bool = False, use_dora: bool = False,
+    lora_attn_modules: list[str],
+    apply_lora_to_mlp: bool = False,
+    apply_lora_to_output: bool = False,
+    *,
+    vocab_size: int,
+    num_layers: int,
+    num_heads: int,
+    num_kv_heads: int,
+    embed_dim: int,
+    head_dim: int,
+    max_seq_len: int,
+    intermediate_dim: int,
+    attn_dropout: float = 0.0,
+    norm_eps: float = 1e-6,
+    rope_base: float = 10_000.0,
+    lora_rank: int = 8,
+    lora_alpha: float = 16.0,
+    lora_dropout: float = 0.0,
+    quantize_base: bool = False,
+    use_dora: bool = False,
 ) -> TransformerDecoder:
     """:func:`gemma` with LoRA on the chosen projections.
 
@@ -57,12 +81,32 @@ def lora_gemma(
 
 
 def _spec(
-    *, vocab_size, num_layers, num_heads, num_kv_heads, embed_dim, head_dim, max_seq_len,
-    intermediate_dim, attn_dropout, norm_eps, rope_base, **_lora,
+    *,
+    vocab_size,
+    num_layers,
+    num_heads,
+    num_kv_heads,
+    embed_dim,
+    head_dim,
+    max_seq_len,
+    intermediate_dim,
+    attn_dropout,
+    norm_eps,
+    rope_base,
+    **_lora,
 ) -> DecoderSpec:
     return DecoderSpec(
-        vocab_size=vocab_size, num_layers=num_layers, num_heads=num_heads,
-        num_kv_heads=num_kv_heads, embed_dim=embed_dim, head_dim=head_dim,
-        max_seq_len=max_seq_len, intermediate_dim=intermediate_dim, attn_dropout=attn_dropout,
-        norm_eps=norm_eps, rope_base=rope_base, activation="gelu_tanh", gemma_style=True,
+        vocab_size=vocab_size,
+        num_layers=num_layers,
+        num_heads=num_heads,
+        num_kv_heads=num_kv_heads,
+        embed_dim=embed_dim,
+        head_dim=head_dim,
+        max_seq_len=max_seq_len,
+        intermediate_dim=intermediate_dim,
+        attn_dropout=attn_dropout,
+        norm_eps=norm_eps,
+        rope_base=rope_base,
+        activation="gelu_tanh",
+        gemma_style=True,
     )

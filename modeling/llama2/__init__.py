@@ -2,15 +2,15 @@
 
 from modeling.llama2._component_builders import llama2, lora_llama2
 from modeling.llama2._model_builders import (
+    llama2_7b,
     llama2_13b,
     llama2_70b,
-    llama2_7b,
+    lora_llama2_7b,
     lora_llama2_13b,
     lora_llama2_70b,
-    lora_llama2_7b,
+    qlora_llama2_7b,
     qlora_llama2_13b,
     qlora_llama2_70b,
-    qlora_llama2_7b,
 )
 
 __all__ = [

@@ -2,12 +2,12 @@
 
 from modeling.llama3._component_builders import llama3, lora_llama3
 from modeling.llama3._model_builders import (
-    llama3_70b,
     llama3_8b,
-    lora_llama3_70b,
+    llama3_70b,
     lora_llama3_8b,
-    qlora_llama3_70b,
+    lora_llama3_70b,
     qlora_llama3_8b,
+    qlora_llama3_70b,
 )
 
 __all__ = [

@@ -5,9 +5,17 @@ from modeling.modules import RopeScaling, TransformerDecoder
 
 
 def llama3(
-    *, vocab_size: int, num_layers: int, num_heads: int, num_kv_heads: int, embed_dim: int,
-    max_seq_len: int, intermediate_dim: int | None = None, attn_dropout: float = 0.0,
-    norm_eps: float = 1e-5, rope_base: float = 500_000.0,
+    *,
+    vocab_size: int,
+    num_layers: int,
+    num_heads: int,
+    num_kv_heads: int,
+    embed_dim: int,
+    max_seq_len: int,
+    intermediate_dim: int | None = None,
+    attn_dropout: float = 0.0,
+    norm_eps: float = 1e-5,
+    rope_base: float = 500_000.0,
     rope_scaling: RopeScaling | None = None,
 ) -> TransformerDecoder:
     """A Llama 3 decoder: GQA, SwiGLU, RMSNorm, RoPE with base 500000.
@@ -29,12 +37,26 @@ def llama3(
 
 
 def lora_llama3(
-    lora_attn_modules: list[str], apply_lora_to_mlp: bool = False,
-    apply_lora_to_output: bool = False, *, vocab_size: int, num_layers: int, num_heads: int,
-    num_kv_heads: int, embed_dim: int, max_seq_len: int, intermediate_dim: int | None = None,
-    attn_dropout: float = 0.0, norm_eps: float = 1e-5, rope_base: float = 500_000.0,
-    rope_scaling: RopeScaling | None = None, lora_rank: int = 8, lora_alpha: float = 16.0,
-    lora_dropout: float = 0.0, quantize_base: bool = False, use_dora: bool = False,
+    lora_attn_modules: list[str],
+    apply_lora_to_mlp: bool = False,
+    apply_lora_to_output: bool = False,
+    *,
+    vocab_size: int,
+    num_layers: int,
+    num_heads: int,
+    num_kv_heads: int,
+    embed_dim: int,
+    max_seq_len: int,
+    intermediate_dim: int | None = None,
+    attn_dropout: float = 0.0,
+    norm_eps: float = 1e-5,
+    rope_base: float = 500_000.0,
+    rope_scaling: RopeScaling | None = None,
+    lora_rank: int = 8,
+    lora_alpha: float = 16.0,
+    lora_dropout: float = 0.0,
+    quantize_base: bool = False,
+    use_dora: bool = False,
 ) -> TransformerDecoder:
     """:func:`llama3` with LoRA on the chosen projections.
 
@@ -55,14 +77,31 @@ def lora_llama3(
 
 
 def _spec(
-    *, vocab_size, num_layers, num_heads, num_kv_heads, embed_dim, max_seq_len,
-    intermediate_dim, attn_dropout, norm_eps, rope_base, rope_scaling, **_lora,
+    *,
+    vocab_size,
+    num_layers,
+    num_heads,
+    num_kv_heads,
+    embed_dim,
+    max_seq_len,
+    intermediate_dim,
+    attn_dropout,
+    norm_eps,
+    rope_base,
+    rope_scaling,
+    **_lora,
 ) -> DecoderSpec:
     return DecoderSpec(
-        vocab_size=vocab_size, num_layers=num_layers, num_heads=num_heads,
-        num_kv_heads=num_kv_heads, embed_dim=embed_dim, max_seq_len=max_seq_len,
+        vocab_size=vocab_size,
+        num_layers=num_layers,
+        num_heads=num_heads,
+        num_kv_heads=num_kv_heads,
+        embed_dim=embed_dim,
+        max_seq_len=max_seq_len,
         intermediate_dim=intermediate_dim
         or llama_intermediate_dim(embed_dim, multiple_of=1024, ffn_dim_multiplier=1.3),
-        attn_dropout=attn_dropout, norm_eps=norm_eps, rope_base=rope_base,
+        attn_dropout=attn_dropout,
+        norm_eps=norm_eps,
+        rope_base=rope_base,
         rope_scaling=rope_scaling,
     )

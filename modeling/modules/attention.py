@@ -27,9 +27,17 @@ class MultiHeadAttention(nn.Module):
     """
 
     def __init__(
-        self, *, num_heads: int, num_kv_heads: int, head_dim: int, q_proj: nn.Module,
-        k_proj: nn.Module, v_proj: nn.Module, output_proj: nn.Module,
-        pos_embeddings: RotaryPositionalEmbeddings, attn_dropout: float = 0.0,
+        self,
+        *,
+        num_heads: int,
+        num_kv_heads: int,
+        head_dim: int,
+        q_proj: nn.Module,
+        k_proj: nn.Module,
+        v_proj: nn.Module,
+        output_proj: nn.Module,
+        pos_embeddings: RotaryPositionalEmbeddings,
+        attn_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.num_heads = num_heads
@@ -44,7 +52,10 @@ class MultiHeadAttention(nn.Module):
         self.kv_cache: KVCache | None = None
 
     def forward(
-        self, x: torch.Tensor, *, mask: torch.Tensor | None = None,
+        self,
+        x: torch.Tensor,
+        *,
+        mask: torch.Tensor | None = None,
         input_pos: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Attend causally over ``x`` of shape ``[batch, seq, embed_dim]``.
@@ -79,7 +90,12 @@ class MultiHeadAttention(nn.Module):
         if mask is not None and mask.dim() == 3:
             mask = mask[:, None]  # broadcast over heads
         out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=self.attn_dropout if self.training else 0.0,
-            is_causal=is_causal, enable_gqa=self.num_kv_heads != self.num_heads,
+            q,
+            k,
+            v,
+            attn_mask=mask,
+            dropout_p=self.attn_dropout if self.training else 0.0,
+            is_causal=is_causal,
+            enable_gqa=self.num_kv_heads != self.num_heads,
         )
         return self.output_proj(out.transpose(1, 2).reshape(bsz, seq_len, -1))

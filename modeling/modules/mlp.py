@@ -17,7 +17,11 @@ class GatedMLP(nn.Module):
     """
 
     def __init__(
-        self, *, w1: nn.Module, w2: nn.Module, w3: nn.Module,
+        self,
+        *,
+        w1: nn.Module,
+        w2: nn.Module,
+        w3: nn.Module,
         activation: Callable[[torch.Tensor], torch.Tensor],
     ) -> None:
         super().__init__()

@@ -50,7 +50,10 @@ class RotaryPositionalEmbeddings(nn.Module):
     """
 
     def __init__(
-        self, dim: int, max_seq_len: int = 4096, base: float = 10_000.0,
+        self,
+        dim: int,
+        max_seq_len: int = 4096,
+        base: float = 10_000.0,
         scaling: RopeScaling | None = None,
     ) -> None:
         super().__init__()
@@ -68,7 +71,8 @@ class RotaryPositionalEmbeddings(nn.Module):
             return
         device = self.cos.device
         freqs = 1.0 / (
-            self.base ** (torch.arange(0, self.dim, 2, device=device, dtype=torch.float64) / self.dim)
+            self.base
+            ** (torch.arange(0, self.dim, 2, device=device, dtype=torch.float64) / self.dim)
         )
         if self.scaling is not None:
             freqs = self.scaling.apply(freqs)

@@ -12,7 +12,11 @@ class TransformerDecoderLayer(nn.Module):
     """``x + attn(sa_norm(x))`` followed by ``h + mlp(mlp_norm(h))``."""
 
     def __init__(
-        self, *, attn: MultiHeadAttention, mlp: nn.Module, sa_norm: nn.Module,
+        self,
+        *,
+        attn: MultiHeadAttention,
+        mlp: nn.Module,
+        sa_norm: nn.Module,
         mlp_norm: nn.Module,
     ) -> None:
         super().__init__()
@@ -22,7 +26,10 @@ class TransformerDecoderLayer(nn.Module):
         self.mlp_norm = mlp_norm
 
     def forward(
-        self, x: torch.Tensor, *, mask: torch.Tensor | None = None,
+        self,
+        x: torch.Tensor,
+        *,
+        mask: torch.Tensor | None = None,
         input_pos: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Run one decoder block on ``x`` of shape ``[batch, seq, embed_dim]``."""
@@ -44,8 +51,14 @@ class TransformerDecoder(nn.Module):
     """
 
     def __init__(
-        self, *, tok_embeddings: nn.Embedding, layers: nn.ModuleList, norm: nn.Module,
-        output: nn.Module | None, max_seq_len: int, embed_scale: float | None = None,
+        self,
+        *,
+        tok_embeddings: nn.Embedding,
+        layers: nn.ModuleList,
+        norm: nn.Module,
+        output: nn.Module | None,
+        max_seq_len: int,
+        embed_scale: float | None = None,
     ) -> None:
         super().__init__()
         self.tok_embeddings = tok_embeddings
@@ -56,15 +69,22 @@ class TransformerDecoder(nn.Module):
         self.embed_scale = embed_scale
 
     def setup_caches(
-        self, batch_size: int, dtype: torch.dtype | None = None, max_seq_len: int | None = None,
+        self,
+        batch_size: int,
+        dtype: torch.dtype | None = None,
+        max_seq_len: int | None = None,
     ) -> None:
         """Give every attention layer a KV cache for incremental decoding."""
         param = self.tok_embeddings.weight
         for layer in self.layers:
             attn = layer.attn
             attn.kv_cache = KVCache(
-                batch_size, max_seq_len or self.max_seq_len, attn.num_kv_heads, attn.head_dim,
-                dtype=dtype or param.dtype, device=param.device,
+                batch_size,
+                max_seq_len or self.max_seq_len,
+                attn.num_kv_heads,
+                attn.head_dim,
+                dtype=dtype or param.dtype,
+                device=param.device,
             )
 
     def caches_are_enabled(self) -> bool:
@@ -82,7 +102,10 @@ class TransformerDecoder(nn.Module):
             layer.attn.kv_cache = None
 
     def hidden_states(
-        self, tokens: torch.Tensor, *, mask: torch.Tensor | None = None,
+        self,
+        tokens: torch.Tensor,
+        *,
+        mask: torch.Tensor | None = None,
         input_pos: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Final normed hidden states ``[batch, seq, embed_dim]``, before the projection."""
@@ -100,7 +123,10 @@ class TransformerDecoder(nn.Module):
         return self.output(h)
 
     def forward(
-        self, tokens: torch.Tensor, *, mask: torch.Tensor | None = None,
+        self,
+        tokens: torch.Tensor,
+        *,
+        mask: torch.Tensor | None = None,
         input_pos: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Logits ``[batch, seq, vocab_size]`` for ``tokens`` of shape ``[batch, seq]``.

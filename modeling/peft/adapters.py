@@ -11,9 +11,7 @@ ADAPTER_SUFFIXES = ("lora_a.weight", "lora_b.weight", "magnitude")
 def get_adapter_params(model: nn.Module) -> dict[str, nn.Parameter]:
     """Every adapter parameter of ``model`` by its state-dict name (LoRA A/B, DoRA magnitude)."""
     return {
-        name: param
-        for name, param in model.named_parameters()
-        if name.endswith(ADAPTER_SUFFIXES)
+        name: param for name, param in model.named_parameters() if name.endswith(ADAPTER_SUFFIXES)
     }
 
 
@@ -31,7 +29,8 @@ def get_merged_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     matching non-LoRA builder with ``strict=True``.
     """
     merged = {
-        key: value for key, value in model.state_dict().items()
+        key: value
+        for key, value in model.state_dict().items()
         if not key.endswith(ADAPTER_SUFFIXES)
     }
     for name, module in model.named_modules():

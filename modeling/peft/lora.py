@@ -31,8 +31,14 @@ class LoRALinear(nn.Module):
     """
 
     def __init__(
-        self, in_dim: int, out_dim: int, rank: int, alpha: float, dropout: float = 0.0,
-        quantize_base: bool = False, use_dora: bool = False,
+        self,
+        in_dim: int,
+        out_dim: int,
+        rank: int,
+        alpha: float,
+        dropout: float = 0.0,
+        quantize_base: bool = False,
+        use_dora: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(rank, int) or rank <= 0:
@@ -108,18 +114,26 @@ class LoRALinear(nn.Module):
         return base + (scale - 1) * F.linear(dropped, weight) + scale * lora
 
     def _load_from_state_dict(
-        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+        self,
+        state_dict,
+        prefix,
+        local_metadata,
+        strict,
+        missing_keys,
+        unexpected_keys,
         error_msgs,
     ):
         super()._load_from_state_dict(
             state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
         )
+        if isinstance(self.weight, NF4Weight):
+            self.weight.load_dense(state_dict, prefix + "weight", missing_keys, unexpected_keys)
         # A base-only checkpoint carries no magnitude: derive it from the loaded weight.
-        if self.use_dora and prefix + "magnitude" not in state_dict and prefix + "weight" in state_dict:
-            if not self.magnitude.is_meta and not self.lora_a.weight.is_meta:
-                self.initialize_dora_magnitude()
+        base_only = prefix + "weight" in state_dict and prefix + "magnitude" not in state_dict
+        if self.use_dora and base_only and not self.magnitude.is_meta:
+            self.initialize_dora_magnitude()
 
-    def extra_repr(self) -> str:
+    def extra_repr(self) -> str:  # noqa: D102
         return (
             f"in_dim={self.in_dim}, out_dim={self.out_dim}, rank={self.rank}, "
             f"alpha={self.alpha}, dora={self.use_dora}"
@@ -140,6 +154,21 @@ class FrozenNF4Linear(nn.Module):
         self.out_dim = out_dim
         self.weight = NF4Weight(out_dim, in_dim)
         self.weight.quantize_(_kaiming_init(torch.empty(out_dim, in_dim)))
+
+    def _load_from_state_dict(
+        self,
+        state_dict,
+        prefix,
+        local_metadata,
+        strict,
+        missing_keys,
+        unexpected_keys,
+        error_msgs,
+    ):
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
+        self.weight.load_dense(state_dict, prefix + "weight", missing_keys, unexpected_keys)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x W^T`` with W dequantised on the fly."""

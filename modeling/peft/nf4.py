@@ -5,7 +5,8 @@ The base weight of a QLoRA layer is kept as bitsandbytes 4-bit NormalFloat: one 
 4.5 bits per parameter. It is dequantised on the fly in the forward pass and never
 receives gradients. In state dicts it appears as an ordinary dense ``weight``, so
 checkpoints, merges and exports never see the packed form: registered as a module
-attribute ``weight``, it saves and loads itself under the parent's ``weight`` key.
+attribute ``weight``, it saves itself under the parent's ``weight`` key, and the parent
+loads it through :meth:`NF4Weight.load_dense`.
 """
 
 import logging
@@ -33,7 +34,10 @@ class NF4Weight(nn.Module):
     """
 
     def __init__(
-        self, out_dim: int, in_dim: int, dtype: torch.dtype = torch.float32,
+        self,
+        out_dim: int,
+        in_dim: int,
+        dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
@@ -63,8 +67,12 @@ class NF4Weight(nn.Module):
     def dequantize(self) -> torch.Tensor:
         """The dense weight, dequantised (no autograd history)."""
         state = bnbf.QuantState(
-            absmax=self.absmax, shape=self.shape, code=_nf4_code(self.absmax.device),
-            blocksize=BLOCKSIZE, quant_type="nf4", dtype=self.dtype,
+            absmax=self.absmax,
+            shape=self.shape,
+            code=_nf4_code(self.absmax.device),
+            blocksize=BLOCKSIZE,
+            quant_type="nf4",
+            dtype=self.dtype,
         )
         with torch.no_grad():
             return bnbf.dequantize_4bit(self.packed, state)
@@ -76,17 +84,26 @@ class NF4Weight(nn.Module):
     def _save_to_state_dict(self, destination, prefix, keep_vars):  # noqa: D102
         destination[prefix[:-1]] = self.dequantize()
 
-    def _load_from_state_dict(  # noqa: D102
-        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-        error_msgs,
-    ):
-        key = prefix[:-1]
+    def load_dense(
+        self,
+        state_dict: dict,
+        key: str,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+    ) -> None:
+        """Quantise ``state_dict[key]`` into this weight; the owning module calls this.
+
+        A module's own ``_load_from_state_dict`` only sees keys under its prefix, so the
+        parent (whose ``weight`` key this is) loads it on our behalf.
+        """
         if key in state_dict:
             self.quantize_(state_dict[key])
-        elif strict:
+            if key in unexpected_keys:
+                unexpected_keys.remove(key)
+        else:
             missing_keys.append(key)
 
-    def extra_repr(self) -> str:
+    def extra_repr(self) -> str:  # noqa: D102
         return f"shape={tuple(self.shape)}, dtype={self.dtype}, blocksize={BLOCKSIZE}"
 
 

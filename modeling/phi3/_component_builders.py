@@ -5,9 +5,17 @@ from modeling.modules import TransformerDecoder
 
 
 def phi3(
-    *, vocab_size: int, num_layers: int, num_heads: int, num_kv_heads: int, embed_dim: int,
-    max_seq_len: int, intermediate_dim: int, attn_dropout: float = 0.0,
-    norm_eps: float = 1e-5, rope_base: float = 10_000.0,
+    *,
+    vocab_size: int,
+    num_layers: int,
+    num_heads: int,
+    num_kv_heads: int,
+    embed_dim: int,
+    max_seq_len: int,
+    intermediate_dim: int,
+    attn_dropout: float = 0.0,
+    norm_eps: float = 1e-5,
+    rope_base: float = 10_000.0,
 ) -> TransformerDecoder:
     """A Phi-3 decoder: SwiGLU, RMSNorm, RoPE; HF fuses qkv and gate/up, we keep them apart.
 
@@ -27,12 +35,25 @@ def phi3(
 
 
 def lora_phi3(
-    lora_attn_modules: list[str], apply_lora_to_mlp: bool = False,
-    apply_lora_to_output: bool = False, *, vocab_size: int, num_layers: int, num_heads: int,
-    num_kv_heads: int, embed_dim: int, max_seq_len: int, intermediate_dim: int,
-    attn_dropout: float = 0.0, norm_eps: float = 1e-5, rope_base: float = 10_000.0,
-    lora_rank: int = 8, lora_alpha: float = 16.0,
-    lora_dropout: float = 0.0, quantize_base: bool = False, use_dora: bool = False,
+    lora_attn_modules: list[str],
+    apply_lora_to_mlp: bool = False,
+    apply_lora_to_output: bool = False,
+    *,
+    vocab_size: int,
+    num_layers: int,
+    num_heads: int,
+    num_kv_heads: int,
+    embed_dim: int,
+    max_seq_len: int,
+    intermediate_dim: int,
+    attn_dropout: float = 0.0,
+    norm_eps: float = 1e-5,
+    rope_base: float = 10_000.0,
+    lora_rank: int = 8,
+    lora_alpha: float = 16.0,
+    lora_dropout: float = 0.0,
+    quantize_base: bool = False,
+    use_dora: bool = False,
 ) -> TransformerDecoder:
     """:func:`phi3` with LoRA on the chosen projections.
 
@@ -53,12 +74,28 @@ def lora_phi3(
 
 
 def _spec(
-    *, vocab_size, num_layers, num_heads, num_kv_heads, embed_dim, max_seq_len,
-    intermediate_dim, attn_dropout, norm_eps, rope_base, **_lora,
+    *,
+    vocab_size,
+    num_layers,
+    num_heads,
+    num_kv_heads,
+    embed_dim,
+    max_seq_len,
+    intermediate_dim,
+    attn_dropout,
+    norm_eps,
+    rope_base,
+    **_lora,
 ) -> DecoderSpec:
     return DecoderSpec(
-        vocab_size=vocab_size, num_layers=num_layers, num_heads=num_heads,
-        num_kv_heads=num_kv_heads, embed_dim=embed_dim, max_seq_len=max_seq_len,
+        vocab_size=vocab_size,
+        num_layers=num_layers,
+        num_heads=num_heads,
+        num_kv_heads=num_kv_heads,
+        embed_dim=embed_dim,
+        max_seq_len=max_seq_len,
         intermediate_dim=intermediate_dim,
-        attn_dropout=attn_dropout, norm_eps=norm_eps, rope_base=rope_base,
+        attn_dropout=attn_dropout,
+        norm_eps=norm_eps,
+        rope_base=rope_base,
     )

@@ -11,26 +11,69 @@ import torch
 from safetensors import safe_open
 
 FAMILIES = ("llama3", "llama2", "mistral", "phi3", "gemma")
-MODEL_TYPES = {"llama3": "llama3", "llama2": "llama2", "mistral": "mistral",
-               "phi3": "phi3_mini", "gemma": "gemma"}
+MODEL_TYPES = {
+    "llama3": "llama3",
+    "llama2": "llama2",
+    "mistral": "mistral",
+    "phi3": "phi3_mini",
+    "gemma": "gemma",
+}
 
-_COMMON = dict(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
-               max_position_embeddings=128, rms_norm_eps=1e-5)
+_COMMON = dict(
+    vocab_size=256,
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=3,
+    max_position_embeddings=128,
+    rms_norm_eps=1e-5,
+)
 HF_CONFIGS = {
-    "llama3": ("LlamaConfig", "LlamaForCausalLM",
-               dict(_COMMON, num_attention_heads=4, num_key_value_heads=2, rope_theta=500_000.0)),
-    "llama2": ("LlamaConfig", "LlamaForCausalLM",
-               dict(_COMMON, num_attention_heads=4, num_key_value_heads=4, rope_theta=10_000.0)),
-    "mistral": ("MistralConfig", "MistralForCausalLM",
-                dict(_COMMON, num_attention_heads=4, num_key_value_heads=2, rope_theta=10_000.0,
-                     sliding_window=None)),
-    "phi3": ("Phi3Config", "Phi3ForCausalLM",
-             dict(_COMMON, num_attention_heads=4, num_key_value_heads=4, rope_theta=10_000.0,
-                  pad_token_id=0, tie_word_embeddings=False)),
-    "gemma": ("GemmaConfig", "GemmaForCausalLM",
-              dict(_COMMON, num_attention_heads=4, num_key_value_heads=1, head_dim=32,
-                   rope_theta=10_000.0, rms_norm_eps=1e-6,
-                   hidden_activation="gelu_pytorch_tanh")),
+    "llama3": (
+        "LlamaConfig",
+        "LlamaForCausalLM",
+        dict(_COMMON, num_attention_heads=4, num_key_value_heads=2, rope_theta=500_000.0),
+    ),
+    "llama2": (
+        "LlamaConfig",
+        "LlamaForCausalLM",
+        dict(_COMMON, num_attention_heads=4, num_key_value_heads=4, rope_theta=10_000.0),
+    ),
+    "mistral": (
+        "MistralConfig",
+        "MistralForCausalLM",
+        dict(
+            _COMMON,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            rope_theta=10_000.0,
+            sliding_window=None,
+        ),
+    ),
+    "phi3": (
+        "Phi3Config",
+        "Phi3ForCausalLM",
+        dict(
+            _COMMON,
+            num_attention_heads=4,
+            num_key_value_heads=4,
+            rope_theta=10_000.0,
+            pad_token_id=0,
+            tie_word_embeddings=False,
+        ),
+    ),
+    "gemma": (
+        "GemmaConfig",
+        "GemmaForCausalLM",
+        dict(
+            _COMMON,
+            num_attention_heads=4,
+            num_key_value_heads=1,
+            head_dim=32,
+            rope_theta=10_000.0,
+            rms_norm_eps=1e-6,
+            hidden_activation="gelu_pytorch_tanh",
+        ),
+    ),
 }
 
 
@@ -38,10 +81,14 @@ def our_kwargs(family: str) -> dict:
     """Our generic builder's keywords for the family's tiny Hugging Face config."""
     cfg = HF_CONFIGS[family][2]
     kwargs = dict(
-        vocab_size=cfg["vocab_size"], num_layers=cfg["num_hidden_layers"],
-        num_heads=cfg["num_attention_heads"], num_kv_heads=cfg["num_key_value_heads"],
-        embed_dim=cfg["hidden_size"], intermediate_dim=cfg["intermediate_size"],
-        max_seq_len=cfg["max_position_embeddings"], norm_eps=cfg["rms_norm_eps"],
+        vocab_size=cfg["vocab_size"],
+        num_layers=cfg["num_hidden_layers"],
+        num_heads=cfg["num_attention_heads"],
+        num_kv_heads=cfg["num_key_value_heads"],
+        embed_dim=cfg["hidden_size"],
+        intermediate_dim=cfg["intermediate_size"],
+        max_seq_len=cfg["max_position_embeddings"],
+        norm_eps=cfg["rms_norm_eps"],
         rope_base=cfg["rope_theta"],
     )
     if family == "gemma":
@@ -58,7 +105,7 @@ def tiny_hf_model(family: str, seed: int = 0):
     config = getattr(transformers, config_name)(**cfg)
     model = getattr(transformers, model_name)(config).float().eval()
     with torch.no_grad():
-        for name, param in model.named_parameters():
+        for param in model.parameters():
             if param.dim() == 1:  # norms: around 1 (Gemma stores the offset from 1)
                 param.copy_(torch.randn_like(param) * 0.1 + (0.0 if family == "gemma" else 1.0))
             else:
@@ -78,5 +125,5 @@ def read_hf_checkpoint(directory: Path) -> tuple[dict, list[tuple[str, torch.Ten
     items = []
     for path in sorted(directory.glob("*.safetensors")):
         with safe_open(path, framework="pt") as f:
-            items.extend((key, f.get_tensor(key)) for key in f.keys())
+            items.extend((key, f.get_tensor(key)) for key in f.keys())  # noqa: SIM118
     return config, items

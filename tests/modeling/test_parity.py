@@ -88,12 +88,18 @@ def test_llama31_rope_scaling_matches_transformers(tmp_path):
     from modeling.llama3 import llama3
     from modeling.modules import RopeScaling
 
-    scaling = RopeScaling(factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
-                          original_max_seq_len=32)
+    scaling = RopeScaling(
+        factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0, original_max_seq_len=32
+    )
     cfg = dict(tiny_hf_model("llama3").config.to_dict())
-    cfg["rope_scaling"] = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
-                           "high_freq_factor": 4.0, "original_max_position_embeddings": 32,
-                           "rope_theta": 500_000.0}
+    cfg["rope_scaling"] = {
+        "rope_type": "llama3",
+        "factor": 8.0,
+        "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 32,
+        "rope_theta": 500_000.0,
+    }
     cfg.pop("rope_parameters", None)
     torch.manual_seed(0)
     hf = transformers.LlamaForCausalLM(transformers.LlamaConfig(**cfg)).float().eval()
