@@ -1,0 +1,1 @@
+"""Tunefleet's orchestration layer: configs, datasets, recipes, Ray launching, CLI and SDK."""

@@ -1,0 +1,47 @@
+"""The ``tune`` / ``tunefleet`` command line (a Typer app).
+
+Commands are registered here as their features land: downloads, configs, runs, merges,
+jobs and clusters.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+import typer
+
+app = typer.Typer(
+    name="tune",
+    help="Tunefleet: fine-tune Llama 3, Llama 2, Mistral, Phi-3 and Gemma on Ray.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        try:
+            typer.echo(f"tunefleet {version('tunefleet')}")
+        except PackageNotFoundError:  # running from a source tree without installing
+            typer.echo("tunefleet (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    show_version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Tunefleet: fine-tune Llama 3, Llama 2, Mistral, Phi-3 and Gemma on Ray."""
+
+
+@app.command()
+def demo(steps: int = typer.Option(150, min=1, help="Training steps.")) -> None:
+    """LoRA-tune a tiny Llama 3 on the CPU, merge it, and decode with the KV cache."""
+    from orchestrator.demo import run
+
+    run(steps=steps, log=typer.echo)
+
+
+if __name__ == "__main__":
+    app()
