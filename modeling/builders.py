@@ -64,26 +64,6 @@ class LoRASpec:
     quantize_base: bool = False
     use_dora: bool = False
 
-    @classmethod
-    def from_kwargs(cls, kwargs: dict) -> "LoRASpec":
-        """Pick the LoRA keywords out of a ``lora_*`` builder's arguments."""
-        modules = kwargs["lora_attn_modules"]
-        return cls(
-            lora_attn_modules=tuple(modules) if isinstance(modules, list | tuple) else modules,
-            **{name: kwargs[name] for name in _LORA_KEYWORDS if name in kwargs},
-        )
-
-
-_LORA_KEYWORDS = (
-    "apply_lora_to_mlp",
-    "apply_lora_to_output",
-    "lora_rank",
-    "lora_alpha",
-    "lora_dropout",
-    "quantize_base",
-    "use_dora",
-)
-
 
 def llama_intermediate_dim(
     embed_dim: int,
@@ -319,3 +299,190 @@ def sized_builders(
         fn.__module__ = module
         fn.__doc__ = docs[fn]
     return plain, lora_sized, qlora_sized
+
+
+def family_builders(
+    family: str,
+    title: str,
+    *,
+    rope_base: float,
+    norm_eps: float,
+    default_intermediate_dim: Callable[[int], int] | None = None,
+    activation: str = "silu",
+    gemma_style: bool = False,
+) -> tuple[Callable[..., TransformerDecoder], Callable[..., TransformerDecoder]]:
+    """Make a family's generic builder ``F(...)`` and its LoRA form ``lora_F(...)``.
+
+    The five families share one signature and differ only in defaults and a few
+    architectural switches, so their builders are made here once with explicit keyword
+    signatures (which configs bind against) rather than written out five times.
+
+    Args:
+        family: Family name, e.g. ``"llama3"``; names the builders.
+        title: Human name for docstrings, e.g. ``"Llama 3"``.
+        rope_base: Default rotary base.
+        norm_eps: Default RMSNorm epsilon.
+        default_intermediate_dim: Derives the MLP width from ``embed_dim`` when the caller
+            gives none (Meta's rule for Llama); None makes ``intermediate_dim`` required.
+        activation: MLP gate activation, ``"silu"`` or ``"gelu_tanh"``.
+        gemma_style: Gemma's ``1 + weight`` norms, embedding scale and tied output.
+    """
+
+    def spec(
+        vocab_size,
+        num_layers,
+        num_heads,
+        num_kv_heads,
+        embed_dim,
+        max_seq_len,
+        intermediate_dim,
+        head_dim,
+        attn_dropout,
+        norm_eps,
+        rope_base,
+        rope_scaling,
+    ) -> DecoderSpec:
+        if intermediate_dim is None:
+            if default_intermediate_dim is None:
+                raise ValueError(f"intermediate_dim is required for {family}")
+            intermediate_dim = default_intermediate_dim(embed_dim)
+        return DecoderSpec(
+            vocab_size=vocab_size,
+            num_layers=num_layers,
+            num_heads=num_heads,
+            num_kv_heads=num_kv_heads,
+            embed_dim=embed_dim,
+            max_seq_len=max_seq_len,
+            intermediate_dim=intermediate_dim,
+            head_dim=head_dim,
+            attn_dropout=attn_dropout,
+            norm_eps=norm_eps,
+            rope_base=rope_base,
+            rope_scaling=rope_scaling,
+            activation=activation,
+            gemma_style=gemma_style,
+        )
+
+    default_eps, default_base = norm_eps, rope_base
+
+    def base(
+        *,
+        vocab_size: int,
+        num_layers: int,
+        num_heads: int,
+        num_kv_heads: int,
+        embed_dim: int,
+        max_seq_len: int,
+        intermediate_dim: int | None = None,
+        head_dim: int | None = None,
+        attn_dropout: float = 0.0,
+        norm_eps: float = default_eps,
+        rope_base: float = default_base,
+        rope_scaling: RopeScaling | None = None,
+    ) -> TransformerDecoder:
+        return build_decoder(
+            spec(
+                vocab_size,
+                num_layers,
+                num_heads,
+                num_kv_heads,
+                embed_dim,
+                max_seq_len,
+                intermediate_dim,
+                head_dim,
+                attn_dropout,
+                norm_eps,
+                rope_base,
+                rope_scaling,
+            )
+        )
+
+    def lora(
+        lora_attn_modules: list[str],
+        apply_lora_to_mlp: bool = False,
+        apply_lora_to_output: bool = False,
+        *,
+        vocab_size: int,
+        num_layers: int,
+        num_heads: int,
+        num_kv_heads: int,
+        embed_dim: int,
+        max_seq_len: int,
+        intermediate_dim: int | None = None,
+        head_dim: int | None = None,
+        attn_dropout: float = 0.0,
+        norm_eps: float = default_eps,
+        rope_base: float = default_base,
+        rope_scaling: RopeScaling | None = None,
+        lora_rank: int = 8,
+        lora_alpha: float = 16.0,
+        lora_dropout: float = 0.0,
+        quantize_base: bool = False,
+        use_dora: bool = False,
+    ) -> TransformerDecoder:
+        lora_spec = LoRASpec(
+            lora_attn_modules=tuple(lora_attn_modules)
+            if isinstance(lora_attn_modules, list | tuple)
+            else lora_attn_modules,
+            apply_lora_to_mlp=apply_lora_to_mlp,
+            apply_lora_to_output=apply_lora_to_output,
+            lora_rank=lora_rank,
+            lora_alpha=lora_alpha,
+            lora_dropout=lora_dropout,
+            quantize_base=quantize_base,
+            use_dora=use_dora,
+        )
+        decoder = spec(
+            vocab_size,
+            num_layers,
+            num_heads,
+            num_kv_heads,
+            embed_dim,
+            max_seq_len,
+            intermediate_dim,
+            head_dim,
+            attn_dropout,
+            norm_eps,
+            rope_base,
+            rope_scaling,
+        )
+        return build_decoder(decoder, lora_spec)
+
+    base.__doc__ = f"""A {title} decoder of any size.
+
+    Args:
+        vocab_size: Tokens in the vocabulary.
+        num_layers: Decoder layers.
+        num_heads: Query heads.
+        num_kv_heads: Key/value heads (must divide ``num_heads``).
+        embed_dim: Model width.
+        max_seq_len: Longest sequence the rotary tables cover.
+        intermediate_dim: MLP width{
+        "" if default_intermediate_dim is None else "; Meta's rule from embed_dim when omitted"
+    }.
+        head_dim: Channels per head; ``embed_dim // num_heads`` when omitted.
+        attn_dropout: Attention dropout while training.
+        norm_eps: RMSNorm epsilon (default {default_eps}).
+        rope_base: Rotary base, ``rope_theta`` (default {default_base:g}).
+        rope_scaling: Llama 3.1-style frequency scaling, if any.
+    """
+    lora.__doc__ = f"""A {title} decoder with LoRA on the chosen projections.
+
+    Args:
+        lora_attn_modules: Attention projections to adapt, from ``q_proj``, ``k_proj``,
+            ``v_proj``, ``output_proj``.
+        apply_lora_to_mlp: Adapt the three MLP projections too.
+        apply_lora_to_output: Adapt the final vocabulary projection{
+        " (rejected: the output is tied to the embedding)" if gemma_style else ""
+    }.
+        lora_rank: Adapter rank.
+        lora_alpha: Adapter scale numerator (update scaled by ``alpha / rank``).
+        lora_dropout: Dropout on adapter inputs.
+        quantize_base: Store frozen projections as NF4 (QLoRA).
+        use_dora: Learn DoRA magnitudes as well.
+        **sizes: As ``{family}(...)``.
+    """
+    for fn, name in ((base, family), (lora, f"lora_{family}")):
+        fn.__name__ = fn.__qualname__ = name
+        fn.__module__ = f"modeling.{family}"
+    return base, lora

@@ -1,112 +1,16 @@
-"""Generic Gemma builders: any size, optionally with LoRA."""
+"""Generic Gemma builders: tanh-GELU gated MLP, ``1 + weight`` norms, tied output.
 
-from modeling.builders import DecoderSpec, LoRASpec, build_decoder
-from modeling.modules import TransformerDecoder
+Embeddings are scaled by sqrt(embed_dim) and the output projection is the embedding.
+Pass ``head_dim``: Gemma's is not ``embed_dim // num_heads``.
+"""
 
+from modeling.builders import family_builders
 
-def gemma(
-    *,
-    vocab_size: int,
-    num_layers: int,
-    num_heads: int,
-    num_kv_heads: int,
-    embed_dim: int,
-    head_dim: int,
-    max_seq_len: int,
-    intermediate_dim: int,
-    attn_dropout: float = 0.0,
-    norm_eps: float = 1e-6,
-    rope_base: float = 10_000.0,
-) -> TransformerDecoder:
-    """A Gemma decoder: tanh-GELU gated MLP, ``1 + weight`` norms, tied output.
-
-    Embeddings are scaled by sqrt(embed_dim) and the output projection is the embedding.
-
-    Args:
-        vocab_size: Tokens in the vocabulary.
-        num_layers: Decoder layers.
-        num_heads: Query heads.
-        num_kv_heads: Key/value heads (must divide ``num_heads``).
-        embed_dim: Model width.
-        head_dim: Channels per head (Gemma's is not ``embed_dim // num_heads``).
-        max_seq_len: Longest sequence.
-        intermediate_dim: MLP width.
-        attn_dropout: Attention dropout while training.
-        norm_eps: RMSNorm epsilon.
-        rope_base: Rotary base (``rope_theta``).
-    """
-    return build_decoder(_spec(**locals()))
-
-
-def lora_gemma(
-    lora_attn_modules: list[str],
-    apply_lora_to_mlp: bool = False,
-    apply_lora_to_output: bool = False,
-    *,
-    vocab_size: int,
-    num_layers: int,
-    num_heads: int,
-    num_kv_heads: int,
-    embed_dim: int,
-    head_dim: int,
-    max_seq_len: int,
-    intermediate_dim: int,
-    attn_dropout: float = 0.0,
-    norm_eps: float = 1e-6,
-    rope_base: float = 10_000.0,
-    lora_rank: int = 8,
-    lora_alpha: float = 16.0,
-    lora_dropout: float = 0.0,
-    quantize_base: bool = False,
-    use_dora: bool = False,
-) -> TransformerDecoder:
-    """:func:`gemma` with LoRA on the chosen projections.
-
-    ``apply_lora_to_output`` must stay False: the output projection is the embedding.
-
-    Args:
-        lora_attn_modules: Attention projections to adapt, from ``q_proj``, ``k_proj``,
-            ``v_proj``, ``output_proj``.
-        apply_lora_to_mlp: Adapt the three MLP projections too.
-        apply_lora_to_output: Rejected for Gemma (tied output).
-        lora_rank: Adapter rank.
-        lora_alpha: Adapter scale numerator (update scaled by ``alpha / rank``).
-        lora_dropout: Dropout on adapter inputs.
-        quantize_base: Store frozen projections as NF4 (QLoRA).
-        use_dora: Learn DoRA magnitudes as well.
-        **other: As :func:`gemma`.
-    """
-    args = locals()
-    return build_decoder(_spec(**args), LoRASpec.from_kwargs(args))
-
-
-def _spec(
-    *,
-    vocab_size,
-    num_layers,
-    num_heads,
-    num_kv_heads,
-    embed_dim,
-    head_dim,
-    max_seq_len,
-    intermediate_dim,
-    attn_dropout,
-    norm_eps,
-    rope_base,
-    **_lora,
-) -> DecoderSpec:
-    return DecoderSpec(
-        vocab_size=vocab_size,
-        num_layers=num_layers,
-        num_heads=num_heads,
-        num_kv_heads=num_kv_heads,
-        embed_dim=embed_dim,
-        head_dim=head_dim,
-        max_seq_len=max_seq_len,
-        intermediate_dim=intermediate_dim,
-        attn_dropout=attn_dropout,
-        norm_eps=norm_eps,
-        rope_base=rope_base,
-        activation="gelu_tanh",
-        gemma_style=True,
-    )
+gemma, lora_gemma = family_builders(
+    "gemma",
+    "Gemma",
+    rope_base=10_000.0,
+    norm_eps=1e-6,
+    activation="gelu_tanh",
+    gemma_style=True,
+)
