@@ -1,0 +1,157 @@
+"""Read and write Hugging Face checkpoints (the torchtune ``FullModelHFCheckpointer`` API)."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+from modeling.checkpointing.adapter import write_peft_adapter
+from modeling.checkpointing.atomic import atomic_directory
+from modeling.checkpointing.files import (
+    checkpoint_directory,
+    read_json,
+    required_file,
+    resolve_hf_files,
+)
+from modeling.checkpointing.options import check_torchtune_kwargs
+from modeling.checkpointing.readers import TensorIndex, iter_hf_tensors, read_hf_slice
+from modeling.checkpointing.writers import (
+    TOKENIZER_FILES,
+    copy_files,
+    floating_dtype,
+    shard_size_bytes,
+    write_config,
+    write_hf_state_dict,
+)
+from modeling.convert import HeadDims, KeyMapper
+
+MERGED_SUBDIR = "merged"
+ADAPTER_SUBDIR = "adapter"
+
+
+class FullModelHFCheckpointer:
+    """Load a Hugging Face checkpoint into our keys; save merged models and PEFT adapters.
+
+    Args:
+        checkpoint_dir: The Hugging Face model directory (``config.json`` + weights).
+        checkpoint_files: Weight file names; discovered from the index or the files
+            present when omitted.
+        model_type: ``llama3``, ``llama2``, ``mistral``, ``phi3_mini`` or ``gemma``
+            (case-insensitive).
+        output_dir: Where :meth:`save_checkpoint` writes.
+        **torchtune_kwargs: torchtune's ``recipe_checkpoint``, ``adapter_checkpoint``,
+            ``resume_from_checkpoint``, ... accepted for config compatibility and ignored
+            (resuming uses Ray Train checkpoints).
+
+    Raises:
+        FileNotFoundError: For a missing directory, config.json or weight file.
+        ValueError: For an unknown model_type or keyword.
+    """
+
+    def __init__(
+        self,
+        checkpoint_dir: str | Path,
+        checkpoint_files: list[str] | None = None,
+        model_type: str = "llama3",
+        output_dir: str | Path | None = None,
+        **torchtune_kwargs,
+    ) -> None:
+        check_torchtune_kwargs(torchtune_kwargs)
+        self.checkpoint_dir = checkpoint_directory(checkpoint_dir)
+        self.config_path = required_file(self.checkpoint_dir, "config.json")
+        self.config = read_json(self.config_path)
+        self.mapper = KeyMapper(model_type, HeadDims.from_hf_config(self.config))
+        self.model_type = self.mapper.model_type
+        self.files = resolve_hf_files(self.checkpoint_dir, checkpoint_files)
+        self.output_dir = None if output_dir is None else Path(output_dir)
+
+    def load_checkpoint(self) -> dict[str, torch.Tensor]:
+        """Our state dict, converted one tensor at a time while the files are read.
+
+        Raises:
+            ValueError: Naming an unknown key or a corrupt file.
+        """
+        return dict(self.iter_checkpoint())
+
+    def iter_checkpoint(self) -> Iterator[tuple[str, torch.Tensor]]:
+        """Yield our ``(key, tensor)`` pairs one at a time (for loading straight into shards)."""
+        for hf_key, tensor in iter_hf_tensors(self.files):
+            yield from self.mapper.from_hf(hf_key, tensor)
+
+    def tensor_index(self) -> TensorIndex:
+        """An index of the checkpoint's tensors for :meth:`read_slice` (reads headers only)."""
+        return TensorIndex(self.files)
+
+    def read_slice(
+        self, key: str, dim: int, start: int, stop: int, index: TensorIndex | None = None
+    ) -> torch.Tensor:
+        """Our tensor ``key`` narrowed to ``[start:stop]`` along ``dim``, reading only that."""
+        index = index or self.tensor_index()
+        return read_hf_slice(index, self.mapper, key, dim, start, stop)
+
+    def save_checkpoint(
+        self,
+        state_dict: dict[str, torch.Tensor] | None,
+        *,
+        max_shard_size: int | str = "5GB",
+        adapter_weights: dict[str, torch.Tensor] | None = None,
+        adapter_config=None,
+    ) -> dict[str, Path]:
+        """Write ``output_dir/merged`` (a Hugging Face model) and/or ``output_dir/adapter`` (PEFT).
+
+        Each directory is written atomically. ``merged/`` holds sharded safetensors with
+        their index, ``config.json`` (dtype updated) and the input's tokenizer and
+        generation files; ``transformers`` loads it unchanged.
+
+        Args:
+            state_dict: Our full (merged) state dict, e.g. ``get_merged_state_dict(model)``;
+                None to write only the adapter.
+            max_shard_size: Largest shard, in bytes or as ``"5GB"``.
+            adapter_weights: Our adapter tensors, e.g. ``get_adapter_params(model)``.
+            adapter_config: The LoRA keywords (``lora_rank``, ``lora_alpha``, ...) of
+                the model, a dict or a ``LoRASpec``; required with ``adapter_weights``.
+
+        Returns:
+            The written directories by name (``"merged"``, ``"adapter"``).
+
+        Raises:
+            ValueError: For no output_dir, a bad shard size, a key without a Hugging Face
+                name, or an output directory that cannot be written.
+        """
+        output_dir = _output_dir(self.output_dir)
+        written: dict[str, Path] = {}
+        if state_dict is not None:
+            shard_size = shard_size_bytes(max_shard_size)
+            with atomic_directory(output_dir / MERGED_SUBDIR) as tmp:
+                write_hf_state_dict(tmp, state_dict, self.mapper, shard_size)
+                write_config(self.config_path, tmp, floating_dtype(state_dict.values()))
+                copy_files(self.checkpoint_dir, tmp, TOKENIZER_FILES)
+            written[MERGED_SUBDIR] = output_dir / MERGED_SUBDIR
+        if adapter_weights is not None:
+            written[ADAPTER_SUBDIR] = save_adapter(
+                output_dir, adapter_weights, adapter_config, self.mapper, self.checkpoint_dir
+            )
+        return written
+
+
+def save_adapter(
+    output_dir: Path,
+    adapter_weights: dict[str, torch.Tensor],
+    adapter_config,
+    mapper: KeyMapper,
+    base_dir: Path,
+) -> Path:
+    """Write ``output_dir/adapter`` atomically as a PEFT adapter; return its path."""
+    if adapter_config is None:
+        raise ValueError("adapter_weights needs adapter_config (lora_rank, lora_alpha, ...)")
+    with atomic_directory(output_dir / ADAPTER_SUBDIR) as tmp:
+        write_peft_adapter(tmp, adapter_weights, adapter_config, mapper, str(base_dir))
+    return output_dir / ADAPTER_SUBDIR
+
+
+def _output_dir(output_dir: Path | None) -> Path:
+    if output_dir is None:
+        raise ValueError(
+            "save_checkpoint needs an output_dir; pass output_dir= to the checkpointer"
+        )
+    return output_dir

@@ -1,0 +1,162 @@
+"""Merge a PEFT LoRA/DoRA adapter into a Hugging Face checkpoint, one shard at a time.
+
+The adapter is already in Hugging Face layout (PEFT names, rotate-half q/k rows), so
+each base tensor gets ``W + (alpha / r) B A`` directly, DoRA-rescaled per row when the
+adapter has a magnitude. Only one output shard, one base tensor and the adapter are in
+memory at once; the output directory appears atomically.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from modeling.checkpointing.adapter import ADAPTER_CONFIG, ADAPTER_WEIGHTS
+from modeling.checkpointing.atomic import atomic_directory
+from modeling.checkpointing.files import (
+    checkpoint_directory,
+    read_json,
+    required_file,
+    resolve_hf_files,
+)
+from modeling.checkpointing.readers import TensorIndex, iter_hf_tensors
+from modeling.checkpointing.writers import (
+    TOKENIZER_FILES,
+    copy_files,
+    hf_sort_key,
+    plan_shards,
+    shard_size_bytes,
+    write_config,
+    write_shards,
+)
+from modeling.convert.hf import PEFT_PREFIX
+
+_SUFFIXES = {
+    "lora_A.weight": "a",
+    "lora_B.weight": "b",
+    "lora_magnitude_vector": "magnitude",
+    "lora_magnitude_vector.weight": "magnitude",
+}
+
+
+@dataclass
+class LoraUpdate:
+    """One module's adapter tensors (Hugging Face layout) and its scale."""
+
+    a: torch.Tensor | None = None
+    b: torch.Tensor | None = None
+    magnitude: torch.Tensor | None = None
+    scaling: float = 1.0
+
+    def apply(self, weight: torch.Tensor) -> torch.Tensor:
+        """The merged weight, computed in float32 and returned in ``weight``'s dtype."""
+        base = weight.float()
+        adapted = base + self.scaling * (self.b.float() @ self.a.float())
+        if self.magnitude is not None:
+            norm = torch.linalg.vector_norm(adapted, dim=1)
+            adapted = adapted * (self.magnitude.float() / norm)[:, None]
+        return adapted.to(weight.dtype)
+
+
+def read_peft_adapter(adapter_dir: Path) -> dict[str, LoraUpdate]:
+    """The updates of a PEFT LoRA adapter directory, by base weight key.
+
+    Raises:
+        FileNotFoundError: For missing adapter files.
+        ValueError: For a non-LoRA adapter, unsupported options or unexpected keys.
+    """
+    config = read_json(required_file(adapter_dir, ADAPTER_CONFIG))
+    if config.get("peft_type", "LORA") != "LORA":
+        raise ValueError(
+            f"{adapter_dir / ADAPTER_CONFIG}: peft_type {config['peft_type']!r} "
+            f"is not LORA; only LoRA/DoRA adapters can be merged"
+        )
+    for option in ("rank_pattern", "alpha_pattern"):
+        if config.get(option):
+            raise ValueError(
+                f"{adapter_dir / ADAPTER_CONFIG}: {option} is not supported; "
+                f"merge with peft's merge_and_unload instead"
+            )
+    if config.get("fan_in_fan_out"):
+        raise ValueError(
+            f"{adapter_dir / ADAPTER_CONFIG}: fan_in_fan_out adapters are not "
+            f"supported (no Llama-family model uses them)"
+        )
+    weights = [adapter_dir / name for name in (ADAPTER_WEIGHTS, "adapter_model.bin")]
+    present = [path for path in weights if path.is_file()]
+    if not present:
+        required_file(adapter_dir, ADAPTER_WEIGHTS)  # raises, listing the directory
+    updates: dict[str, LoraUpdate] = {}
+    for key, tensor in iter_hf_tensors(present[:1]):
+        suffix = next((s for s in _SUFFIXES if key.endswith("." + s)), None)
+        if suffix is None or not key.startswith(PEFT_PREFIX):
+            raise ValueError(
+                f"Unexpected key {key!r} in {present[0]}: only LoRA A/B and DoRA "
+                f"magnitudes (no modules_to_save, bias or embeddings) can be merged"
+            )
+        module = key[len(PEFT_PREFIX) : -len(suffix) - 1]
+        setattr(updates.setdefault(module + ".weight", LoraUpdate()), _SUFFIXES[suffix], tensor)
+    alpha, rank = float(config["lora_alpha"]), int(config["r"])
+    scaling = alpha / rank**0.5 if config.get("use_rslora") else alpha / rank
+    for key, update in updates.items():
+        if update.a is None or update.b is None:
+            raise ValueError(f"{present[0]} has an incomplete adapter for {key!r} (A or B missing)")
+        update.scaling = scaling
+    return updates
+
+
+def merge_adapter(
+    base_dir: str | Path,
+    adapter_dir: str | Path,
+    output_dir: str | Path,
+    max_shard_size: int | str | None = None,
+) -> Path:
+    """Write ``base + adapter`` as a Hugging Face model directory at ``output_dir``.
+
+    Args:
+        base_dir: The base Hugging Face model directory.
+        adapter_dir: A PEFT adapter directory (``adapter_config.json`` + weights).
+        output_dir: The merged model's directory, written atomically (replaced if present).
+        max_shard_size: Largest output shard (bytes or ``"5GB"``); None keeps the base's
+            one shard per input file.
+
+    Returns:
+        ``output_dir``.
+
+    Raises:
+        FileNotFoundError: For missing directories or files.
+        ValueError: For adapters on modules the base lacks, corrupt files, bad sizes or
+            an output directory that cannot be written.
+    """
+    base = checkpoint_directory(base_dir)
+    config_path = required_file(base, "config.json")
+    index = TensorIndex(resolve_hf_files(base))
+    updates = read_peft_adapter(checkpoint_directory(adapter_dir))
+    unknown = sorted(set(updates) - set(index.names()))
+    if unknown:
+        raise ValueError(
+            f"The adapter in {adapter_dir} targets weights the base {base} lacks: {unknown[:5]}; "
+            f"is it the adapter of this base model?"
+        )
+    if max_shard_size is None:
+        by_file: dict[Path, list[str]] = {}
+        for key in sorted(index.names(), key=hf_sort_key):
+            by_file.setdefault(index.location[key], []).append(key)
+        plan = [by_file[path] for path in index.files if path in by_file]
+    else:
+        ordered = sorted(index.names(), key=hf_sort_key)
+        plan = plan_shards(
+            [(key, index.nbytes(key)) for key in ordered], shard_size_bytes(max_shard_size)
+        )
+
+    def produce(keys: list[str]):
+        for key in keys:
+            tensor = index.read(key)
+            yield key, updates[key].apply(tensor) if key in updates else tensor
+
+    output = Path(output_dir)
+    with atomic_directory(output) as tmp:
+        write_shards(tmp, plan, produce)
+        write_config(config_path, tmp, dtype=None)
+        copy_files(base, tmp, TOKENIZER_FILES)
+    return output

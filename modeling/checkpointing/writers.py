@@ -1,0 +1,194 @@
+"""Write Hugging Face model directories: sharded safetensors, index, config and tokenizer.
+
+Shards are planned from tensor sizes alone (greedily, in the order ``save_pretrained``
+writes a model, so equal shard sizes give an identical ``weight_map``), then each shard's
+tensors are produced, written and freed before the next: no second full state dict.
+"""
+
+import json
+import re
+import shutil
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from modeling.convert import KeyMapper
+
+INDEX_NAME = "model.safetensors.index.json"
+# Files of a Hugging Face model directory copied unchanged into outputs (when present).
+TOKENIZER_FILES = (
+    "tokenizer.model",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "generation_config.json",
+)
+# transformers' module registration order inside a decoder layer (Phi-3 puts o_proj first).
+_HF_LAYER_ORDER = (
+    "self_attn.q_proj",
+    "self_attn.k_proj",
+    "self_attn.v_proj",
+    "self_attn.o_proj",
+    "self_attn.qkv_proj",
+    "mlp.gate_proj",
+    "mlp.up_proj",
+    "mlp.gate_up_proj",
+    "mlp.down_proj",
+    "input_layernorm",
+    "post_attention_layernorm",
+)
+_LAYER_KEY = re.compile(r"model\.layers\.(\d+)\.(.+)\.weight")
+_ENDS = {"model.embed_tokens.weight": 0, "model.norm.weight": 2, "lm_head.weight": 3}
+
+# Decimal units, as Hugging Face's max_shard_size ("5GB" = 5 * 10**9 bytes).
+_UNITS = {
+    "": 1,
+    "B": 1,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "TB": 10**12,
+    "KIB": 2**10,
+    "MIB": 2**20,
+    "GIB": 2**30,
+}
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]I?B|B)?")
+
+Produce = Callable[[list[str]], Iterable[tuple[str, torch.Tensor]]]
+
+
+def shard_size_bytes(max_shard_size: int | str) -> int:
+    """``max_shard_size`` in bytes: an int, or a string such as ``"5GB"`` or ``"500MB"``.
+
+    Raises:
+        ValueError: Naming the value when it is not a positive size.
+    """
+    size = max_shard_size
+    if isinstance(max_shard_size, str):
+        match = _SIZE.fullmatch(max_shard_size.strip().upper())
+        if match is None:
+            raise ValueError(
+                f"max_shard_size {max_shard_size!r} is not a size; use bytes or e.g. '5GB', '500MB'"
+            )
+        size = int(float(match.group(1)) * _UNITS[match.group(2) or ""])
+    if size <= 0:
+        raise ValueError(f"max_shard_size must be positive, got {max_shard_size!r}")
+    return size
+
+
+def hf_sort_key(key: str) -> tuple:
+    """Order Hugging Face keys as ``save_pretrained`` writes them (embeddings, layers, head)."""
+    if key in _ENDS:
+        return (_ENDS[key],)
+    match = _LAYER_KEY.fullmatch(key)
+    if match is None:
+        return (4, key)
+    name = match.group(2)
+    rank = _HF_LAYER_ORDER.index(name) if name in _HF_LAYER_ORDER else len(_HF_LAYER_ORDER)
+    return (1, int(match.group(1)), rank, name)
+
+
+def plan_shards(sizes: Sequence[tuple[str, int]], max_shard_size: int) -> list[list[str]]:
+    """Group ``(key, nbytes)`` in order into shards of at most ``max_shard_size`` bytes.
+
+    A tensor larger than the limit gets a shard of its own, as in Hugging Face's splitter.
+    """
+    shards: list[list[str]] = []
+    current: list[str] = []
+    current_size = 0
+    for key, nbytes in sizes:
+        if nbytes > max_shard_size:
+            shards.append([key])
+            continue
+        if current and current_size + nbytes > max_shard_size:
+            shards.append(current)
+            current, current_size = [], 0
+        current.append(key)
+        current_size += nbytes
+    if current:
+        shards.append(current)
+    return shards
+
+
+def write_shards(directory: Path, plan: list[list[str]], produce: Produce) -> dict[str, str]:
+    """Write ``model-0000i-of-0000N.safetensors`` per planned shard and the index.
+
+    Args:
+        directory: Where to write (normally an :func:`atomic_directory`).
+        plan: Hugging Face keys per shard.
+        produce: Given one shard's keys, yields exactly those keys and their tensors.
+
+    Returns:
+        The index's ``weight_map``.
+    """
+    weight_map: dict[str, str] = {}
+    total_size = 0
+    for number, keys in enumerate(plan, start=1):
+        name = f"model-{number:05d}-of-{len(plan):05d}.safetensors"
+        tensors = {key: tensor.contiguous() for key, tensor in produce(keys)}
+        assert set(tensors) == set(keys), "a shard producer must yield exactly its keys"
+        save_file(tensors, directory / name, metadata={"format": "pt"})
+        total_size += sum(t.numel() * t.element_size() for t in tensors.values())
+        weight_map.update(dict.fromkeys(tensors, name))
+        del tensors
+    index = {"metadata": {"total_size": total_size}, "weight_map": dict(sorted(weight_map.items()))}
+    (directory / INDEX_NAME).write_text(json.dumps(index, indent=2) + "\n")
+    return weight_map
+
+
+def write_hf_state_dict(
+    directory: Path,
+    state_dict: dict[str, torch.Tensor],
+    mapper: KeyMapper,
+    max_shard_size: int,
+) -> dict[str, str]:
+    """Write our ``state_dict`` as Hugging Face shards, converting one shard at a time.
+
+    Tensors sharing storage (a tied output) are written once, as ``save_pretrained`` does.
+    """
+    parts: dict[str, list[str]] = {}
+    sizes: dict[str, int] = {}
+    seen: set[tuple[int, tuple[int, ...]]] = set()
+    for key, tensor in state_dict.items():
+        identity = (tensor.data_ptr(), tuple(tensor.shape))
+        if tensor.numel() and identity in seen:
+            continue
+        seen.add(identity)
+        rule, _, layer = mapper.our_rule(key)
+        hf_key = rule.hf.format(layer)
+        parts.setdefault(hf_key, []).append(key)
+        sizes[hf_key] = sizes.get(hf_key, 0) + tensor.numel() * tensor.element_size()
+    order = sorted(sizes, key=hf_sort_key)
+    plan = plan_shards([(key, sizes[key]) for key in order], max_shard_size)
+
+    def produce(keys: list[str]) -> Iterable[tuple[str, torch.Tensor]]:
+        return mapper.to_hf({ours: state_dict[ours] for key in keys for ours in parts[key]})
+
+    return write_shards(directory, plan, produce)
+
+
+def write_config(source: Path, directory: Path, dtype: torch.dtype | None) -> None:
+    """Copy ``config.json``, recording ``dtype`` as the weights' dtype when given."""
+    config = json.loads(source.read_text())
+    if dtype is not None:
+        name = str(dtype).removeprefix("torch.")
+        keys = [key for key in ("dtype", "torch_dtype") if key in config] or ["torch_dtype"]
+        config.update(dict.fromkeys(keys, name))
+    (directory / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def copy_files(source_dir: Path, directory: Path, names: Iterable[str]) -> list[str]:
+    """Copy those of ``names`` that exist in ``source_dir``; return the ones copied."""
+    copied = []
+    for name in names:
+        if (source_dir / name).is_file():
+            shutil.copy2(source_dir / name, directory / name)
+            copied.append(name)
+    return copied
+
+
+def floating_dtype(tensors: Iterable[torch.Tensor]) -> torch.dtype | None:
+    """The dtype of the first floating-point tensor, which names a checkpoint's dtype."""
+    return next((t.dtype for t in tensors if t.is_floating_point()), None)

@@ -1,0 +1,94 @@
+"""Declarative Meta (``consolidated.NN.pth``) key map and its model-parallel split dims.
+
+Meta's reference checkpoints already use the interleaved rotary layout our model uses, so
+conversion is a rename. Multi-file checkpoints hold each rank's slice of Meta's
+model-parallel layers: column-parallel weights are split along dim 0, row-parallel
+weights (and ``ParallelEmbedding``, which splits the embedding dim) along dim 1, and
+norms are replicated; ``split_dim`` records which, so readers can concatenate the parts.
+"""
+
+import re
+from dataclasses import dataclass
+
+import torch
+
+from modeling.convert.hf import _pattern
+
+# Buffers Meta checkpoints carry that hold no weights of ours (Llama 2's rotary table).
+IGNORED_META_KEYS = re.compile(r"rope\.freqs")
+
+
+@dataclass(frozen=True)
+class MetaKeyRule:
+    """One Meta tensor name (``{}`` for the layer index), ours, and how ranks split it.
+
+    Attributes:
+        meta: Meta's name.
+        ours: Our name.
+        split_dim: The dim model-parallel files split it along; None when replicated.
+    """
+
+    meta: str
+    ours: str
+    split_dim: int | None
+
+
+META_KEY_MAP: tuple[MetaKeyRule, ...] = (
+    MetaKeyRule("tok_embeddings.weight", "tok_embeddings.weight", 1),
+    MetaKeyRule("norm.weight", "norm.scale", None),
+    MetaKeyRule("output.weight", "output.weight", 0),
+    MetaKeyRule("layers.{}.attention.wq.weight", "layers.{}.attn.q_proj.weight", 0),
+    MetaKeyRule("layers.{}.attention.wk.weight", "layers.{}.attn.k_proj.weight", 0),
+    MetaKeyRule("layers.{}.attention.wv.weight", "layers.{}.attn.v_proj.weight", 0),
+    MetaKeyRule("layers.{}.attention.wo.weight", "layers.{}.attn.output_proj.weight", 1),
+    MetaKeyRule("layers.{}.feed_forward.w1.weight", "layers.{}.mlp.w1.weight", 0),
+    MetaKeyRule("layers.{}.feed_forward.w2.weight", "layers.{}.mlp.w2.weight", 1),
+    MetaKeyRule("layers.{}.feed_forward.w3.weight", "layers.{}.mlp.w3.weight", 0),
+    MetaKeyRule("layers.{}.attention_norm.weight", "layers.{}.sa_norm.scale", None),
+    MetaKeyRule("layers.{}.ffn_norm.weight", "layers.{}.mlp_norm.scale", None),
+)
+
+# Model types whose reference checkpoints come in Meta's format.
+META_MODEL_TYPES = ("llama3", "llama2", "mistral")
+
+
+class MetaKeyMapper:
+    """:data:`META_KEY_MAP` compiled for lookups in both directions."""
+
+    def __init__(self, model_type: str = "llama3") -> None:
+        if model_type.lower() not in META_MODEL_TYPES:
+            raise ValueError(
+                f"model_type {model_type!r} has no Meta checkpoint format; expected one of "
+                f"{list(META_MODEL_TYPES)} (use FullModelHFCheckpointer for the others)"
+            )
+        self.model_type = model_type.lower()
+        self._meta = [(_pattern(rule.meta), rule) for rule in META_KEY_MAP]
+        self._ours = [(_pattern(rule.ours), rule) for rule in META_KEY_MAP]
+
+    def meta_rule(self, meta_key: str) -> tuple[MetaKeyRule, str | None]:
+        """The rule for a Meta key and its layer index.
+
+        Raises:
+            ValueError: Naming the key when no rule matches.
+        """
+        return _lookup(self._meta, meta_key, "Meta")
+
+    def from_meta(self, meta_key: str, tensor: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+        """Our key and tensor for one (whole) Meta tensor; empty for ignored buffers."""
+        if IGNORED_META_KEYS.fullmatch(meta_key):
+            return []
+        rule, layer = self.meta_rule(meta_key)
+        return [(rule.ours.format(layer), tensor)]
+
+    def to_meta(self, key: str, tensor: torch.Tensor) -> tuple[str, torch.Tensor]:
+        """Meta's key and tensor for one of ours."""
+        rule, layer = _lookup(self._ours, key, "our")
+        return rule.meta.format(layer), tensor
+
+
+def _lookup(patterns, key: str, kind: str) -> tuple[MetaKeyRule, str | None]:
+    for pattern, rule in patterns:
+        match = pattern.fullmatch(key)
+        if match:
+            return rule, next(iter(match.groups()), None)
+    raise ValueError(f"Unknown {kind} key {key!r}: no rule in the Meta key map matches it")
