@@ -1,0 +1,181 @@
+"""FSDP2 sharding, activation checkpointing and streaming weight loading for any decoder.
+
+Model files hold architecture only; parallelism is applied from outside by these
+functions, which work for every :class:`~modeling.modules.TransformerDecoder`. The load
+order follows torchtune's distributed recipes: build on ``meta``, freeze, activation
+checkpointing, shard, materialise, stream weights into the shards, then check nothing is
+left on ``meta``.
+"""
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+from torch.distributed._composable import checkpoint as checkpoint_module
+from torch.distributed.device_mesh import DeviceMesh
+from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+from torch.distributed.tensor import DTensor, Shard
+
+from modeling.modules import RotaryPositionalEmbeddings, TransformerDecoder
+from modeling.peft import LoRALinear, NF4Weight
+
+
+def apply_activation_checkpointing(model: TransformerDecoder) -> None:
+    """Recompute each decoder layer's activations in backward instead of storing them.
+
+    Uses the composable ``checkpoint`` so parameter names (and so checkpoints) are unchanged.
+    """
+    for layer in model.layers:
+        checkpoint_module(layer)
+
+
+def shard_decoder(
+    model: TransformerDecoder,
+    *,
+    mesh: DeviceMesh | None = None,
+    param_dtype: torch.dtype | None = None,
+    reduce_dtype: torch.dtype = torch.float32,
+    reshard_after_forward: bool = True,
+) -> TransformerDecoder:
+    """Apply FSDP2 ``fully_shard`` to every decoder layer and then the root.
+
+    Args:
+        model: The decoder (on ``meta`` or a real device).
+        mesh: 1-D mesh to shard over, or 2-D ``(replicate, shard)`` mesh for HSDP (shard
+            within a node, replicate across nodes). The default process group when None.
+        param_dtype: Dtype of gathered parameters for compute (bf16 on GPU); None keeps
+            the stored dtype.
+        reduce_dtype: Dtype of gradient reduction (float32 keeps reductions exact).
+        reshard_after_forward: Free gathered layer parameters after forward (ZeRO-3).
+    """
+    policy = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=reduce_dtype)
+    for layer in model.layers:
+        fully_shard(layer, mesh=mesh, mp_policy=policy, reshard_after_forward=reshard_after_forward)
+    fully_shard(model, mesh=mesh, mp_policy=policy, reshard_after_forward=reshard_after_forward)
+    return model
+
+
+def materialize(model: nn.Module, device: torch.device | str) -> None:
+    """Allocate a ``meta`` model on ``device`` and recompute its non-persistent buffers.
+
+    Parameters are left uninitialised: the base weights are loaded next, and LoRA
+    adapters get their initialisation here (A Kaiming, B zero).
+    """
+    model.to_empty(device=device)
+    for module in model.modules():
+        if isinstance(module, RotaryPositionalEmbeddings):
+            module.reset_cache()
+        elif isinstance(module, LoRALinear):
+            with torch.no_grad():
+                _init_adapter(module)
+
+
+def _init_adapter(module: LoRALinear) -> None:
+    a, b = module.lora_a.weight, module.lora_b.weight
+    full_a = torch.empty(a.shape, dtype=a.dtype)
+    nn.init.kaiming_uniform_(full_a, a=5**0.5)
+    _assign(a, full_a)
+    (b.to_local() if isinstance(b, DTensor) else b).zero_()
+
+
+def load_streaming(
+    model: nn.Module,
+    tensors: Iterable[tuple[str, torch.Tensor]],
+    *,
+    strict: bool = True,
+) -> set[str]:
+    """Copy ``(key, tensor)`` pairs into a (possibly sharded) model, one tensor at a time.
+
+    Each rank keeps only the rows of a full tensor that its FSDP shard owns, so no rank
+    holds the whole state dict: memory above the model's own shards is one tensor at most.
+    NF4 base weights are quantised as they arrive.
+
+    Args:
+        model: A materialised model; parameters may be FSDP2 ``DTensor`` shards.
+        tensors: Full tensors under our state-dict names (e.g. from a checkpointer's stream).
+        strict: Raise if a key is unknown or a base weight is never provided.
+
+    Returns:
+        The keys loaded.
+
+    Raises:
+        ValueError: Naming unknown keys, shape mismatches, and missing base weights.
+    """
+    targets = _load_targets(model)
+    dora = {
+        f"{name}.weight": m
+        for name, m in model.named_modules()
+        if isinstance(m, LoRALinear) and m.use_dora
+    }
+    loaded, unknown = set(), []
+    for key, tensor in tensors:
+        target = targets.get(key)
+        if target is None:
+            unknown.append(key)
+            continue
+        expected = target.shape
+        if tuple(tensor.shape) != tuple(expected):
+            raise ValueError(
+                f"Shape mismatch for {key!r}: checkpoint has {tuple(tensor.shape)}, "
+                f"model expects {tuple(expected)}"
+            )
+        with torch.no_grad():
+            if isinstance(target, NF4Weight):
+                target.quantize_(tensor)
+            else:
+                _assign(target, tensor)
+            if key in dora:  # fresh adapters (B = 0): DoRA magnitude = row norms of W
+                _assign(dora[key].magnitude, torch.linalg.vector_norm(tensor.float(), dim=1))
+        loaded.add(key)
+    if strict:
+        if unknown:
+            raise ValueError(f"Checkpoint keys the model does not have: {sorted(unknown)[:10]}")
+        missing = sorted(k for k in targets if k not in loaded and not _is_adapter(k))
+        if missing:
+            raise ValueError(f"Base weights missing from the checkpoint: {missing[:10]}")
+    return loaded
+
+
+def assert_nothing_on_meta(model: nn.Module) -> None:
+    """Raise if any parameter or buffer is still on ``meta`` (a weight was never loaded)."""
+    leftovers = [
+        name
+        for name, t in (*model.named_parameters(), *model.named_buffers())
+        if (t.to_local() if isinstance(t, DTensor) else t).is_meta
+    ]
+    if leftovers:
+        raise RuntimeError(f"Tensors left on the meta device after loading: {leftovers[:10]}")
+
+
+def _assign(target: torch.Tensor, full: torch.Tensor) -> None:
+    """Copy ``full`` into ``target``, taking only this rank's shard if it is a DTensor."""
+    if not isinstance(target, DTensor):
+        target.copy_(full)
+        return
+    local = target.to_local()
+    if local.numel() == 0:
+        return
+    (placement,) = [p for p in target.placements if isinstance(p, Shard)] or [None]
+    if placement is None:
+        local.copy_(full)
+        return
+    mesh = target.device_mesh
+    shard_dim_index = list(target.placements).index(placement)
+    world = mesh.size(shard_dim_index)
+    rank = mesh.get_local_rank(shard_dim_index)
+    chunk = -(-full.shape[placement.dim] // world)  # torch.chunk's ceil-divided size
+    piece = full.narrow(placement.dim, rank * chunk, local.shape[placement.dim])
+    local.copy_(piece)
+
+
+def _load_targets(model: nn.Module) -> dict[str, torch.Tensor | NF4Weight]:
+    """Every loadable tensor by state-dict name; NF4 weights under their dense name."""
+    targets: dict[str, torch.Tensor | NF4Weight] = dict(model.named_parameters())
+    for name, module in model.named_modules():
+        if isinstance(module, NF4Weight):
+            targets[name] = module
+    return targets
+
+
+def _is_adapter(key: str) -> bool:
+    return key.endswith(("lora_a.weight", "lora_b.weight", "magnitude"))
