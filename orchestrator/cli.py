@@ -8,6 +8,8 @@ from importlib.metadata import PackageNotFoundError, version
 
 import typer
 
+from orchestrator.commands.merge import merge
+
 app = typer.Typer(
     name="tune",
     help="Tunefleet: fine-tune Llama 3, Llama 2, Mistral, Phi-3 and Gemma on Ray.",
@@ -42,6 +44,8 @@ def demo(steps: int = typer.Option(150, min=1, help="Training steps.")) -> None:
 
     run(steps=steps, log=typer.echo)
 
+
+app.command("merge")(merge)
 
 if __name__ == "__main__":
     app()

@@ -1,0 +1,1 @@
+"""`tune` subcommands, one module each, registered in :mod:`orchestrator.cli`."""
