@@ -1,0 +1,104 @@
+"""torchtune component paths and what they mean here: the one alias table.
+
+A torchtune user's YAML names ``torchtune.models.llama3.lora_llama3_8b``,
+``torchtune.training.FullModelHFCheckpointer`` and so on. Each such path maps to this
+project's equivalent, which keeps torchtune's names and keywords. Whole modules map by
+prefix (every builder under ``torchtune.models.<family>`` is ``modeling.<family>.<name>``);
+single names map exactly. A few components are accepted but replaced by ours (metric
+loggers, bitsandbytes' paged optimizers); those carry a note that ``tune validate`` shows.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Alias:
+    """Where a foreign component path points here.
+
+    Attributes:
+        target: Dotted path of the component used instead.
+        note: Shown to the user when the replacement is not an exact equivalent.
+        drop_args: The config's arguments belong to the replaced component and are not
+            passed to ``target`` (it is built from the recipe's arguments alone).
+    """
+
+    target: str
+    note: str | None = None
+    drop_args: bool = False
+
+
+# Every name under the left module is the same name under the right one.
+PREFIX_ALIASES: dict[str, str] = {
+    "torchtune.models.": "modeling.",
+    "torchtune.datasets.": "orchestrator.datasets.",
+}
+
+_CHECKPOINTERS = ("FullModelHFCheckpointer", "FullModelMetaCheckpointer")
+_CHECKPOINTER_MODULES = (
+    "torchtune.utils",
+    "torchtune.utils.checkpointing",
+    "torchtune.training",
+    "torchtune.training.checkpointing",
+)
+_LOGGERS = ("DiskLogger", "StdoutLogger", "WandBLogger", "TensorBoardLogger", "CometLogger")
+_LOGGER_MODULES = ("torchtune.training.metric_logging", "torchtune.utils.metric_logging")
+_LOGGER_NOTE = (
+    "{name} is replaced by Tunefleet's MetricLogger, which writes metrics.jsonl under "
+    "output_dir and prints to the terminal; its arguments are ignored"
+)
+_SCHEDULER = "orchestrator.recipes.lr_schedulers.get_cosine_schedule_with_warmup"
+_PAGED_NOTE = (
+    "{name} is replaced by torch.optim.AdamW (same arguments): paged bitsandbytes "
+    "optimizers do not shard with FSDP2"
+)
+
+EXACT_ALIASES: dict[str, Alias] = {
+    **{
+        f"{module}.{name}": Alias(f"modeling.checkpointing.{name}")
+        for module in _CHECKPOINTER_MODULES
+        for name in _CHECKPOINTERS
+    },
+    "torchtune.modules.loss.CEWithChunkedOutputLoss": Alias(
+        "orchestrator.recipes.loss.CEWithChunkedOutputLoss"
+    ),
+    "torchtune.training.lr_schedulers.get_cosine_schedule_with_warmup": Alias(_SCHEDULER),
+    "torchtune.modules.get_cosine_schedule_with_warmup": Alias(_SCHEDULER),
+    **{
+        f"{module}.{name}": Alias(
+            "orchestrator.recipes.metrics.MetricLogger",
+            note=_LOGGER_NOTE.format(name=name),
+            drop_args=True,
+        )
+        for module in _LOGGER_MODULES
+        for name in _LOGGERS
+    },
+    **{
+        f"bitsandbytes.optim.{name}": Alias("torch.optim.AdamW", note=_PAGED_NOTE.format(name=name))
+        for name in ("PagedAdamW", "PagedAdamW8bit", "PagedAdamW32bit")
+    },
+}
+
+# Paths under these prefixes never import the foreign package: no alias is an error.
+FOREIGN_PREFIXES = ("torchtune.",)
+
+
+def alias_for(path: str) -> Alias | None:
+    """The alias of component ``path``, or None when it is used as written."""
+    if path in EXACT_ALIASES:
+        return EXACT_ALIASES[path]
+    for prefix, replacement in PREFIX_ALIASES.items():
+        if path.startswith(prefix):
+            return Alias(replacement + path[len(prefix) :])
+    return None
+
+
+def is_foreign(path: str) -> bool:
+    """Whether ``path`` names a package this project stands in for (torchtune)."""
+    return path.startswith(FOREIGN_PREFIXES)
+
+
+def known_foreign_paths() -> list[str]:
+    """Every aliased torchtune path, prefixes written as ``prefix*``, for error messages."""
+    return [f"{prefix}*" for prefix in PREFIX_ALIASES] + sorted(
+        path for path in EXACT_ALIASES if is_foreign(path)
+    )

@@ -1,0 +1,197 @@
+"""``_component_`` nodes: resolve their dotted paths, check their arguments, build them.
+
+A component node is a mapping with a ``_component_`` key naming a callable by dotted path
+(``modeling.llama3.lora_llama3_8b``, ``torch.optim.AdamW``); its other keys are keyword
+arguments. torchtune paths go through the alias table in :mod:`orchestrator.config.aliases`.
+Modules are imported only when a path is resolved, never when this module is imported.
+"""
+
+import importlib
+import inspect
+import pkgutil
+import warnings
+from collections.abc import Callable, Mapping
+from types import ModuleType
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from orchestrator.config.aliases import Alias, alias_for, is_foreign, known_foreign_paths
+from orchestrator.config.errors import ConfigError
+from orchestrator.config.suggest import did_you_mean
+
+COMPONENT_KEY = "_component_"
+
+
+def is_component(node: Any) -> bool:
+    """Whether ``node`` is a mapping with a ``_component_`` key."""
+    if isinstance(node, DictConfig):
+        return COMPONENT_KEY in node
+    return isinstance(node, Mapping) and COMPONENT_KEY in node
+
+
+def resolve_component(path: str) -> Callable[..., Any]:
+    """Import the callable a ``_component_`` path names, through the torchtune aliases.
+
+    Args:
+        path: Dotted path, e.g. ``modeling.llama3.lora_llama3_8b``, ``torch.optim.AdamW``
+            or ``torchtune.training.FullModelHFCheckpointer``.
+
+    Raises:
+        ConfigError: Naming the path and, for a typo, the closest existing name (module
+            attribute or submodule), or the supported torchtune paths for an unmapped one.
+    """
+    return resolve_with_alias(path)[0]
+
+
+def resolve_with_alias(path: str) -> tuple[Callable[..., Any], Alias | None]:
+    """:func:`resolve_component`, also returning the alias used (None when none was)."""
+    if not isinstance(path, str) or not path.strip():
+        raise ConfigError(f"_component_ must be a dotted path string, got {path!r}")
+    alias = alias_for(path)
+    if alias is None and is_foreign(path):
+        raise ConfigError(
+            f"{path} is a torchtune path with no Tunefleet equivalent."
+            f"{did_you_mean(path, known_foreign_paths())} Supported torchtune paths: "
+            f"{', '.join(known_foreign_paths())}"
+        )
+    target = alias.target if alias else path
+    try:
+        obj = _import(target)
+    except ConfigError as err:
+        if alias is None:
+            raise
+        raise ConfigError(f"{path} maps to {target}, which cannot be used: {err}") from err
+    if not callable(obj):
+        raise ConfigError(f"{target} is a {type(obj).__name__}, not a callable component")
+    return obj, alias
+
+
+def _import(path: str) -> Any:
+    parts = path.split(".")
+    if not all(part.isidentifier() for part in parts):
+        raise ConfigError(f"{path!r} is not a dotted Python path (like torch.optim.AdamW)")
+    module: ModuleType | None = None
+    split = len(parts)
+    while split > 0:
+        name = ".".join(parts[:split])
+        try:
+            module = importlib.import_module(name)
+            break
+        except ModuleNotFoundError as err:
+            if err.name is None or not (name == err.name or name.startswith(err.name + ".")):
+                raise ConfigError(f"cannot import {path}: importing {name} failed: {err}") from err
+            split -= 1
+    if module is None:
+        raise ConfigError(f"cannot import {path}: there is no module named {parts[0]!r}")
+    obj: Any = module
+    for i in range(split, len(parts)):
+        if not hasattr(obj, parts[i]):
+            owner = ".".join(parts[:i])
+            raise ConfigError(
+                f"cannot import {path}: {owner} has no attribute {parts[i]!r}."
+                f"{did_you_mean(parts[i], _public_names(obj))}"
+            )
+        obj = getattr(obj, parts[i])
+    return obj
+
+
+def _public_names(obj: Any) -> list[str]:
+    names = [name for name in dir(obj) if not name.startswith("_")]
+    if isinstance(obj, ModuleType) and hasattr(obj, "__path__"):
+        names += [info.name for info in pkgutil.iter_modules(obj.__path__)]
+    return names
+
+
+def check_call(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> list[tuple[str | None, str]]:
+    """Check that ``fn(*args, **kwargs)`` binds, without calling it.
+
+    Returns:
+        ``(argument, message)`` for each problem: an unexpected keyword (with the closest
+        parameter), a missing required argument, or an argument given twice; ``argument``
+        is None when no single keyword is at fault. Empty when the call binds or ``fn``
+        has no inspectable signature.
+    """
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return []
+    params = signature.parameters
+    kinds = inspect.Parameter
+    try:
+        positional = signature.bind_partial(*args).arguments
+    except TypeError as err:
+        return [(None, str(err))]
+    problems: list[tuple[str | None, str]] = []
+    keywords = [
+        name
+        for name, p in params.items()
+        if p.kind in (kinds.POSITIONAL_OR_KEYWORD, kinds.KEYWORD_ONLY) and name not in positional
+    ]
+    takes_any = any(p.kind == kinds.VAR_KEYWORD for p in params.values())
+    for key in kwargs:
+        if key in positional:
+            problems.append((key, f"'{key}' is passed by the recipe; remove it from the config"))
+        elif key not in keywords and not takes_any:
+            problems.append((key, f"unexpected argument '{key}'.{did_you_mean(key, keywords)}"))
+    if problems:
+        return problems
+    bound = signature.bind_partial(*args, **kwargs).arguments
+    for name, p in params.items():
+        required = p.default is p.empty and p.kind not in (kinds.VAR_POSITIONAL, kinds.VAR_KEYWORD)
+        if required and name not in bound:
+            problems.append((name, f"missing required argument '{name}'"))
+    return problems
+
+
+def instantiate(node: Any, *args: Any, **kwargs: Any) -> Any:
+    """Build the component ``node`` describes, like torchtune's ``config.instantiate``.
+
+    Interpolations are resolved, nested component nodes among the arguments are built
+    first (without positional arguments), and the call is
+    ``component(*args, **{**config_arguments, **kwargs})``: positional arguments come from
+    the caller (``instantiate(cfg.optimizer, model.parameters())``,
+    ``instantiate(cfg.dataset, tokenizer)``), and ``kwargs`` override the config.
+
+    Args:
+        node: A component node (``DictConfig`` or mapping), or None (returns None).
+        *args: Positional arguments for the component.
+        **kwargs: Keyword arguments that override the node's.
+
+    Raises:
+        ConfigError: For a node without ``_component_``, an unresolvable path, or
+            arguments that do not bind (unexpected keyword with a suggestion, missing one).
+    """
+    if node is None:
+        return None
+    if not is_component(node):
+        raise ConfigError(f"cannot instantiate {node!r}: it has no {COMPONENT_KEY} key")
+    config = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+    return _build(dict(config), args, kwargs)
+
+
+def _build(config: dict[str, Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+    path = config.pop(COMPONENT_KEY)
+    fn, alias = resolve_with_alias(path)
+    if alias is not None and alias.note:
+        warnings.warn(f"{path}: {alias.note}", UserWarning, stacklevel=3)
+    arguments = {} if alias is not None and alias.drop_args else config
+    call_kwargs = {key: _build_nested(value) for key, value in arguments.items()}
+    call_kwargs.update(kwargs)
+    problems = check_call(fn, args, call_kwargs)
+    if problems:
+        name = path.rsplit(".", 1)[-1]
+        raise ConfigError(f"{name} ({path}): " + "; ".join(message for _, message in problems))
+    return fn(*args, **call_kwargs)
+
+
+def _build_nested(value: Any) -> Any:
+    if is_component(value):
+        return _build(dict(value), (), {})
+    if isinstance(value, list):
+        return [_build_nested(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _build_nested(item) for key, item in value.items()}
+    return value
