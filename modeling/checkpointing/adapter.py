@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 
+from modeling.checkpointing.writers import save_file
 from modeling.convert import KeyMapper
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"

@@ -49,12 +49,15 @@ class LoraUpdate:
     scaling: float = 1.0
 
     def apply(self, weight: torch.Tensor) -> torch.Tensor:
-        """The merged weight, computed in float32 and returned in ``weight``'s dtype."""
-        base = weight.float()
-        adapted = base + self.scaling * (self.b.float() @ self.a.float())
+        """The merged weight, computed in float32 and returned in ``weight``'s dtype.
+
+        Works in place on one new tensor so that a merge adds one weight's worth of memory.
+        """
+        adapted = self.b.float() @ self.a.float()
+        adapted.mul_(self.scaling).add_(weight)
         if self.magnitude is not None:
             norm = torch.linalg.vector_norm(adapted, dim=1)
-            adapted = adapted * (self.magnitude.float() / norm)[:, None]
+            adapted.mul_((self.magnitude.float() / norm)[:, None])
         return adapted.to(weight.dtype)
 
 

@@ -199,7 +199,7 @@ def _checked(path: Path, key: str, read):
         ) from err
 
 
-_DTYPES = {
+SAFETENSORS_DTYPES = {
     "F64": torch.float64,
     "F32": torch.float32,
     "F16": torch.float16,
@@ -214,4 +214,4 @@ _DTYPES = {
 
 
 def _dtype(name: str) -> torch.dtype:
-    return _DTYPES[name]
+    return SAFETENSORS_DTYPES[name]
