@@ -1,11 +1,11 @@
 """Lazy tensor readers for safetensors and torch (``.bin``/``.pth``) weight files.
 
-Nothing here holds more than the tensor being read: safetensors files are opened per
-tensor so their memory map (whose touched pages count toward the process's RSS) is
-released as soon as the tensor is copied out, and torch files are memory-mapped with
-``weights_only=True`` (no code is ever unpickled). :class:`TensorIndex` and
-:func:`read_hf_slice` read just the slice a shard needs, for loaders where no rank may
-hold the full state dict.
+Nothing here holds more than the tensors the caller keeps: safetensors tensors come from
+``safe_open`` (memory-mapped, so pages are read when first used and a mapping ends with
+its last tensor), each file opened per tensor so no mapping outlives what was read, and
+torch files are memory-mapped with ``weights_only=True`` (no code is ever unpickled).
+:class:`TensorIndex` and :func:`read_hf_slice` read just the slice a shard needs, for
+loaders where no rank may hold the full state dict.
 """
 
 from collections.abc import Iterable, Iterator
