@@ -8,6 +8,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import typer
 
+from orchestrator.commands import config_commands
 from orchestrator.commands.merge import merge
 
 app = typer.Typer(
@@ -46,6 +47,7 @@ def demo(steps: int = typer.Option(150, min=1, help="Training steps.")) -> None:
 
 
 app.command("merge")(merge)
+config_commands.register(app)
 
 if __name__ == "__main__":
     app()
