@@ -15,6 +15,7 @@ from types import ModuleType
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from orchestrator.config.aliases import Alias, alias_for, is_foreign, known_foreign_paths
 from orchestrator.config.errors import ConfigError
@@ -168,8 +169,13 @@ def instantiate(node: Any, *args: Any, **kwargs: Any) -> Any:
         return None
     if not is_component(node):
         raise ConfigError(f"cannot instantiate {node!r}: it has no {COMPONENT_KEY} key")
-    config = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
-    return _build(dict(config), args, kwargs)
+    if isinstance(node, DictConfig):
+        try:
+            node = OmegaConf.to_container(node, resolve=True, throw_on_missing=True)
+        except OmegaConfBaseException as err:
+            key = getattr(err, "full_key", None) or "?"
+            raise ConfigError(f"config key '{key}': {str(err).splitlines()[0]}") from err
+    return _build(dict(node), args, kwargs)
 
 
 def _build(config: dict[str, Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:

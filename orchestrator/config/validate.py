@@ -61,10 +61,10 @@ def validate_config(cfg: DictConfig) -> list[str]:
         Notes for the user that are not errors, e.g. a torchtune logger that is replaced.
 
     Raises:
-        ConfigError: Listing every problem, one per line, each starting with its key.
+        ConfigError: Naming every problem, one per line, each starting with its key.
     """
     try:
-        container = OmegaConf.to_container(cfg, resolve=True)
+        container = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     except OmegaConfBaseException as err:
         key = getattr(err, "full_key", None) or "?"
         raise ConfigError(f"{key}: {str(err).splitlines()[0]}") from err
@@ -81,8 +81,10 @@ def validate_config(cfg: DictConfig) -> list[str]:
     for key, value in container.items():
         _check_tree(value, str(key), RECIPE_CALLS.get(str(key), RecipeCall()), errors, notes)
     _check_settings(container, errors)
+    if len(errors) == 1:
+        raise ConfigError(errors[0])
     if errors:
-        raise ConfigError("\n".join(errors))
+        raise ConfigError(f"{len(errors)} problems:\n" + "\n".join(f"  {e}" for e in errors))
     return notes
 
 

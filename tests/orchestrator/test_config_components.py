@@ -217,6 +217,12 @@ def test_instantiate_missing_argument_and_missing_component():
     assert instantiate(None) is None
 
 
+def test_instantiate_missing_value_names_the_key():
+    cfg = OmegaConf.create({"opt": {"_component_": "torch.optim.SGD", "lr": "???"}})
+    with pytest.raises(ConfigError, match="opt.lr"):
+        instantiate(cfg.opt, [torch.nn.Parameter(torch.zeros(1))])
+
+
 def test_paged_optimizer_is_replaced_with_a_warning():
     node = {"_component_": "bitsandbytes.optim.PagedAdamW", "lr": 1e-3}
     with pytest.warns(UserWarning, match="replaced by torch.optim.AdamW"):
@@ -340,6 +346,12 @@ def test_validate_accounts_for_recipe_arguments():
     with pytest.raises(
         ConfigError, match="lr_scheduler: StepLR: unexpected argument 'num_training_steps'"
     ):
+        validate_config(cfg)
+
+
+def test_validate_reports_mandatory_values_left_unset():
+    cfg = load_config("demo", ["batch_size=???"])
+    with pytest.raises(ConfigError, match="^batch_size: Missing mandatory value"):
         validate_config(cfg)
 
 
