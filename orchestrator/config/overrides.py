@@ -130,6 +130,11 @@ def _apply(cfg: DictConfig, override: Override) -> None:
     parts = override.key.split(".")
     parent, missing_at = _walk(cfg, parts[:-1])
     last = parts[-1]
+    if not isinstance(parent, DictConfig | ListConfig):
+        holder = ".".join(parts[: len(parts) - 1 if missing_at is None else missing_at])
+        raise ConfigError(
+            f"override {override.text!r}: {holder} is a value ({parent!r}), not a mapping"
+        )
     if missing_at is not None:
         if override.action in ("add", "force"):
             OmegaConf.update(cfg, override.key, override.value, merge=False)

@@ -126,6 +126,11 @@ def test_unknown_parent_is_an_error():
         load_config(BASE, ["setings.nested.depth=2"])
 
 
+def test_key_below_a_scalar_is_an_error():
+    with pytest.raises(ConfigError, match="batch_size is a value"):
+        load_config(BASE, ["+batch_size.inner=1"])
+
+
 def test_new_key_under_component_becomes_an_argument():
     cfg = load_config(BASE, ["model.lora_alpha=32", "optimizer.weight_decay=0.1"])
     assert cfg.model.lora_alpha == 32
