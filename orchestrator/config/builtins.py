@@ -5,6 +5,7 @@ A built-in name is the file's path under ``configs/`` without ``.yaml``
 """
 
 import difflib
+import re
 from pathlib import Path
 
 from orchestrator.config.errors import ConfigError
@@ -15,11 +16,16 @@ YAML_SUFFIXES = (".yaml", ".yml")
 
 
 def builtin_config_names() -> list[str]:
-    """Every built-in config name, sorted (``demo``, ``gemma/2B_full``, ...)."""
-    return sorted(
+    """Every built-in config name, sorted with sizes in numeric order (7B before 13B)."""
+    names = (
         path.relative_to(CONFIGS_DIR).with_suffix("").as_posix()
         for path in CONFIGS_DIR.rglob("*.yaml")
     )
+    return sorted(names, key=_natural_key)
+
+
+def _natural_key(name: str) -> list[int | str]:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
 def strip_yaml_suffix(name: str) -> str:
