@@ -9,11 +9,13 @@ from modeling.gemma._model_builders import (
     qlora_gemma_2b,
     qlora_gemma_7b,
 )
+from modeling.gemma._tokenizer import gemma_tokenizer
 
 __all__ = [
     "gemma",
     "gemma_2b",
     "gemma_7b",
+    "gemma_tokenizer",
     "lora_gemma",
     "lora_gemma_2b",
     "lora_gemma_7b",

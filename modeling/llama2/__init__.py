@@ -12,12 +12,14 @@ from modeling.llama2._model_builders import (
     qlora_llama2_13b,
     qlora_llama2_70b,
 )
+from modeling.llama2._tokenizer import llama2_tokenizer
 
 __all__ = [
     "llama2",
     "llama2_13b",
     "llama2_70b",
     "llama2_7b",
+    "llama2_tokenizer",
     "lora_llama2",
     "lora_llama2_13b",
     "lora_llama2_70b",

@@ -9,11 +9,13 @@ from modeling.llama3._model_builders import (
     qlora_llama3_8b,
     qlora_llama3_70b,
 )
+from modeling.llama3._tokenizer import llama3_tokenizer
 
 __all__ = [
     "llama3",
     "llama3_70b",
     "llama3_8b",
+    "llama3_tokenizer",
     "lora_llama3",
     "lora_llama3_70b",
     "lora_llama3_8b",

@@ -6,11 +6,13 @@ from modeling.phi3._model_builders import (
     phi3_mini,
     qlora_phi3_mini,
 )
+from modeling.phi3._tokenizer import phi3_mini_tokenizer
 
 __all__ = [
     "lora_phi3",
     "lora_phi3_mini",
     "phi3",
     "phi3_mini",
+    "phi3_mini_tokenizer",
     "qlora_phi3_mini",
 ]
