@@ -10,6 +10,7 @@ import typer
 
 from orchestrator.commands import config_commands
 from orchestrator.commands.merge import merge
+from orchestrator.commands.run import generate, run
 
 app = typer.Typer(
     name="tune",
@@ -46,6 +47,8 @@ def demo(steps: int = typer.Option(150, min=1, help="Training steps.")) -> None:
     run(steps=steps, log=typer.echo)
 
 
+app.command("run", context_settings={"allow_interspersed_args": True})(run)
+app.command("generate")(generate)
 app.command("merge")(merge)
 config_commands.register(app)
 

@@ -10,37 +10,30 @@ Llama 3's ``tokenizer.json``. Both encode the other half of the standard library
 long string and then file by file, single-threaded, timed alternately (median of
 ``--repeats``); the ids are checked identical before anything is timed.
 
-    python bench/tokenize.py [--merges 16384 --train-mb 8 --bench-mb 4 --repeats 5]
+    python bench/tokenizer_throughput.py [--merges 16384 --train-mb 8 --bench-mb 4 --repeats 5]
 """
 
-import sys
+import argparse
+import base64
+import os
+import statistics
+import sysconfig
+import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
-
-# This file is named like the standard library's `tokenize`, which torch and transformers
-# import; drop the script's folder from the path so they get the real one.
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
-
-import argparse  # noqa: E402
-import base64  # noqa: E402
-import os  # noqa: E402
-import statistics  # noqa: E402
-import sysconfig  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
 
 os.environ.setdefault("RAYON_NUM_THREADS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import tiktoken  # noqa: E402
-from tiktoken.load import load_tiktoken_bpe  # noqa: E402
-from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers  # noqa: E402
-from transformers.convert_slow_tokenizer import TikTokenConverter, bytes_to_unicode  # noqa: E402
+import tiktoken
+from tiktoken.load import load_tiktoken_bpe
+from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
+from transformers.convert_slow_tokenizer import TikTokenConverter, bytes_to_unicode
 
-from modeling.llama3 import llama3_tokenizer  # noqa: E402
-from modeling.llama3._tokenizer import LLAMA3_PATTERN  # noqa: E402
-from modeling.tokenizers.tiktoken_bpe import MAX_ENCODE_CHARS  # noqa: E402
+from modeling.llama3 import llama3_tokenizer
+from modeling.llama3._tokenizer import LLAMA3_PATTERN
+from modeling.tokenizers.tiktoken_bpe import MAX_ENCODE_CHARS
 
 
 def stdlib_sources(limit_bytes: int, parity: int) -> list[str]:

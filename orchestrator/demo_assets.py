@@ -1,0 +1,148 @@
+"""The demo's base model and tokenizer, generated locally on first use (no downloads).
+
+The tokenizer is a byte-level BPE trained in a second on the shipped demo instructions and
+written as a tiktoken rank file, the format of Meta's Llama 3 ``tokenizer.model``. The
+model is a tiny Llama 3 architecture with random weights, saved as a Hugging Face
+checkpoint through the production key map, so the demo exercises the same loading path
+as a real download.
+"""
+
+import base64
+import json
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save_file
+
+from modeling.checkpointing import atomic_directory
+from modeling.convert import HeadDims, KeyMapper
+from modeling.llama3 import llama3
+
+NUM_SPECIAL_TOKENS = 256  # Llama 3 reserves 256 special ids after the regular vocabulary
+_WORDS = re.compile(r" ?[A-Za-z]+| ?[0-9]| ?[^\sA-Za-z0-9]+|\s+")
+SIZE_KEYS = (
+    "vocab_size",
+    "num_layers",
+    "num_heads",
+    "num_kv_heads",
+    "embed_dim",
+    "max_seq_len",
+    "intermediate_dim",
+    "norm_eps",
+    "rope_base",
+)
+
+
+def train_bpe_ranks(text: str, num_ranks: int) -> list[bytes]:
+    """Byte-level BPE: the 256 bytes, then the most frequent adjacent pair merged, repeatedly.
+
+    Merges never cross the pre-tokenisation boundaries (words with their leading space),
+    so the ranks suit tiktoken's Llama 3 pattern.
+
+    Args:
+        text: Training text.
+        num_ranks: Size of the regular vocabulary (at least 256).
+    """
+    words = Counter(tuple(bytes([b]) for b in w.encode()) for w in _WORDS.findall(text))
+    ranks = [bytes([b]) for b in range(256)]
+    while len(ranks) < num_ranks:
+        pairs: Counter = Counter()
+        for word, count in words.items():
+            for pair in zip(word, word[1:], strict=False):
+                pairs[pair] += count
+        if not pairs:
+            break
+        (a, b), _ = pairs.most_common(1)[0]
+        ranks.append(a + b)
+        words = Counter({_merge(word, a, b): count for word, count in words.items()})
+    return ranks
+
+
+def _merge(word: tuple[bytes, ...], a: bytes, b: bytes) -> tuple[bytes, ...]:
+    out, i = [], 0
+    while i < len(word):
+        if i + 1 < len(word) and word[i] == a and word[i + 1] == b:
+            out.append(a + b)
+            i += 2
+        else:
+            out.append(word[i])
+            i += 1
+    return tuple(out)
+
+
+def ensure_demo_assets(
+    directory: str | Path,
+    model_config: dict[str, Any],
+    data_path: str | Path,
+    seed: int = 0,
+) -> Path:
+    """Create ``directory/tokenizer.model`` and ``directory/model/`` unless they exist.
+
+    Args:
+        directory: Where the assets live (reused by later runs).
+        model_config: The demo config's ``model`` node; its sizes shape the checkpoint.
+        data_path: The instruction data the tokenizer is trained on.
+        seed: Seed of the random base weights.
+
+    Returns:
+        ``directory``.
+    """
+    directory = Path(directory)
+    if (directory / "tokenizer.model").exists() and (directory / "model" / "config.json").exists():
+        return directory
+    sizes = {k: model_config[k] for k in SIZE_KEYS if k in model_config}
+    rows = json.loads(Path(data_path).read_text())
+    text = "\n".join(" ".join(str(v) for v in row.values()) for row in rows)
+    ranks = train_bpe_ranks(text, sizes["vocab_size"] - NUM_SPECIAL_TOKENS)
+    if len(ranks) + NUM_SPECIAL_TOKENS != sizes["vocab_size"]:
+        raise ValueError(
+            f"model.vocab_size={sizes['vocab_size']} needs {sizes['vocab_size'] - 256} BPE "
+            f"ranks but the demo data only supports {len(ranks)}; lower model.vocab_size"
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    with atomic_directory(directory / "model") as tmp:
+        _write_checkpoint(tmp, sizes, seed)
+    tokenizer = directory / "tokenizer.model"
+    tokenizer.with_suffix(".tmp").write_text(
+        "".join(f"{base64.b64encode(tok).decode()} {rank}\n" for rank, tok in enumerate(ranks))
+    )
+    tokenizer.with_suffix(".tmp").replace(tokenizer)
+    return directory
+
+
+def _write_checkpoint(directory: Path, sizes: dict[str, Any], seed: int) -> None:
+    torch.manual_seed(seed)
+    model = llama3(**sizes)
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.dim() > 1:
+                param.normal_(0.0, 0.02)
+    heads, kv_heads, dim = sizes["num_heads"], sizes["num_kv_heads"], sizes["embed_dim"]
+    mapper = KeyMapper("llama3", HeadDims(heads, kv_heads, dim // heads))
+    save_file(
+        dict(mapper.to_hf(model.state_dict())),
+        directory / "model.safetensors",
+        metadata={"format": "pt"},
+    )
+    config = {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "vocab_size": sizes["vocab_size"],
+        "hidden_size": dim,
+        "intermediate_size": model.layers[0].mlp.w1.weight.shape[0],
+        "num_hidden_layers": sizes["num_layers"],
+        "num_attention_heads": heads,
+        "num_key_value_heads": kv_heads,
+        "max_position_embeddings": sizes["max_seq_len"],
+        "rms_norm_eps": sizes.get("norm_eps", 1e-5),
+        "rope_theta": sizes.get("rope_base", 500_000.0),
+        "hidden_act": "silu",
+        "tie_word_embeddings": False,
+        "torch_dtype": "float32",
+        "bos_token_id": sizes["vocab_size"] - NUM_SPECIAL_TOKENS,
+        "eos_token_id": sizes["vocab_size"] - NUM_SPECIAL_TOKENS + 1,
+    }
+    (directory / "config.json").write_text(json.dumps(config, indent=2) + "\n")

@@ -1,0 +1,111 @@
+"""Text generation with the KV cache, for ``tune generate`` and the demo's sample."""
+
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from modeling.data import Message
+from modeling.modules import TransformerDecoder
+from orchestrator.recipes.finetune import LORA_KEYS, MERGED_DIR
+
+
+@torch.no_grad()
+def generate(
+    model: TransformerDecoder,
+    prompt: list[int],
+    *,
+    max_new_tokens: int,
+    stop_tokens: list[int],
+    temperature: float = 0.0,
+    seed: int = 0,
+) -> list[int]:
+    """Decode up to ``max_new_tokens`` after ``prompt``; greedy when ``temperature`` is 0.
+
+    The prompt runs through the model once to fill the KV cache; each new token then
+    costs one single-position forward pass.
+    """
+    model.eval()
+    budget = min(model.max_seq_len, len(prompt) + max_new_tokens)
+    if len(prompt) >= budget:
+        raise ValueError(
+            f"The prompt has {len(prompt)} tokens; the model's max_seq_len is "
+            f"{model.max_seq_len}: shorten the prompt"
+        )
+    model.setup_caches(batch_size=1, max_seq_len=budget)
+    generator = torch.Generator().manual_seed(seed)
+    try:
+        logits = model(torch.tensor([prompt]))[:, -1]
+        out: list[int] = []
+        while len(prompt) + len(out) < budget:
+            if temperature > 0:
+                probs = torch.softmax(logits.float() / temperature, dim=-1)
+                token = int(torch.multinomial(probs, 1, generator=generator))
+            else:
+                token = int(logits.argmax(-1))
+            if token in stop_tokens:
+                break
+            out.append(token)
+            logits = model(torch.tensor([[token]]))[:, -1]
+        return out
+    finally:
+        model.remove_caches()
+
+
+def base_model_config(model_cfg: DictConfig) -> dict:
+    """The config of the plain model a LoRA config's merged output loads into.
+
+    ``modeling.llama3.lora_llama3_8b`` becomes ``modeling.llama3.llama3_8b`` and the LoRA
+    keywords are dropped.
+    """
+    node = OmegaConf.to_container(model_cfg, resolve=True)
+    module, _, name = node["_component_"].rpartition(".")
+    for prefix in ("qlora_", "lora_"):
+        if name.startswith(prefix):
+            name = name.removeprefix(prefix)
+            break
+    else:
+        return node
+    plain = {k: v for k, v in node.items() if k not in LORA_KEYS}
+    plain["_component_"] = f"{module}.{name}"
+    return plain
+
+
+def generate_from_config(
+    cfg: DictConfig,
+    prompt: str,
+    *,
+    max_new_tokens: int = 48,
+    temperature: float = 0.0,
+    checkpoint_dir: str | Path | None = None,
+) -> str:
+    """Load a run's merged model and tokenizer from its config and answer ``prompt``.
+
+    The prompt is wrapped as the config's training data wrapped its prompts (Alpaca's
+    template for Alpaca-style datasets), then formatted as a user turn of the family's
+    chat format with an open assistant turn.
+    """
+    from modeling.checkpointing import FullModelHFCheckpointer
+    from orchestrator.config import instantiate
+    from orchestrator.datasets import AlpacaToMessages
+
+    directory = Path(checkpoint_dir or Path(cfg.output_dir) / MERGED_DIR)
+    tokenizer = instantiate(cfg.tokenizer)
+    model = instantiate(OmegaConf.create(base_model_config(cfg.model)))
+    checkpointer = FullModelHFCheckpointer(directory, model_type=cfg.checkpointer.model_type)
+    model.load_state_dict(checkpointer.load_checkpoint())
+    if "alpaca" in str(cfg.dataset.get("_component_", "")):
+        user = AlpacaToMessages()({"instruction": prompt, "output": ""})[0]
+    else:
+        user = Message("user", prompt)
+    tokens, _ = tokenizer.tokenize_messages([user, Message("assistant", "", eot=False)])
+    if tokens and tokens[-1] == tokenizer.eos_id:
+        tokens = tokens[:-1]
+    out = generate(
+        model,
+        tokens,
+        max_new_tokens=max_new_tokens,
+        stop_tokens=list(tokenizer.stop_tokens),
+        temperature=temperature,
+    )
+    return tokenizer.decode(out)

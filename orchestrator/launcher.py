@@ -1,0 +1,255 @@
+"""Launch a recipe as a Ray Train job: size the workers, check the cluster, run, collect.
+
+The launcher runs in the driver (the ``tune run`` process, a Ray job's entrypoint, or an
+SDK caller). Workers run :func:`orchestrator.recipes.finetune.finetune` through
+:class:`RaySession`, which adapts ``ray.train`` to the recipe's session protocol.
+"""
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from orchestrator.recipes.finetune import ADAPTER_DIR, MERGED_DIR
+from orchestrator.recipes.metrics import METRICS_FILE, follow_metrics, format_progress, read_metrics
+
+RECIPES = ("full_finetune", "lora_finetune")
+
+
+class LaunchError(RuntimeError):
+    """A run could not start or did not finish; the message says why and what to do."""
+
+
+@dataclass
+class FinetuneResult:
+    """What a finished run produced.
+
+    Attributes:
+        output_dir: The run's output directory.
+        adapter_dir: The PEFT adapter (None for full fine-tunes).
+        merged_dir: The merged Hugging Face model.
+        checkpoint_dir: Where Ray Train kept the resumable checkpoints of the run.
+        metrics: One dict per logged step, each with at least ``step`` and ``loss``.
+    """
+
+    output_dir: Path
+    adapter_dir: Path | None
+    merged_dir: Path
+    checkpoint_dir: Path
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class LaunchOptions:
+    """The ``tune run`` flags; None means "from the config, else sized to the cluster"."""
+
+    num_workers: int | None = None
+    gpus_per_worker: float | None = None
+    address: str | None = None
+    storage: str | None = None
+
+
+class RaySession:
+    """The recipe's session inside a Ray Train worker."""
+
+    def __init__(self) -> None:
+        import ray.train
+        import ray.train.torch
+
+        context = ray.train.get_context()
+        self.rank = context.get_world_rank()
+        self.world_size = context.get_world_size()
+        self.device = ray.train.torch.get_device()
+
+    def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None = None) -> None:
+        """Report through ``ray.train.report``; Ray keeps the checkpoint in run storage."""
+        import ray.train
+
+        checkpoint = (
+            None
+            if checkpoint_dir is None
+            else ray.train.Checkpoint.from_directory(str(checkpoint_dir))
+        )
+        ray.train.report(metrics, checkpoint=checkpoint)
+
+    def latest_checkpoint(self) -> Path | None:
+        """The newest checkpoint of this run (after a worker loss, or a relaunch)."""
+        import ray.train
+
+        checkpoint = ray.train.get_checkpoint()
+        if checkpoint is None:
+            return None
+        if checkpoint.filesystem.type_name == "local":
+            return Path(checkpoint.path)
+        return Path(checkpoint.to_directory())
+
+
+def _train_worker(payload: dict[str, Any]) -> None:
+    """Ray Train's per-worker entry point."""
+    from orchestrator.recipes.finetune import finetune
+
+    finetune(payload["config"], RaySession())
+
+
+def launch(
+    cfg: DictConfig,
+    recipe: str,
+    options: LaunchOptions,
+    *,
+    progress: Callable[[str], None] | None = None,
+    config_name: str = "run",
+) -> FinetuneResult:
+    """Run ``recipe`` with ``cfg`` on a Ray cluster and return its outputs.
+
+    Args:
+        cfg: The resolved config.
+        recipe: ``lora_finetune`` or ``full_finetune``.
+        options: Workers, GPUs, cluster address and storage (flags override the config).
+        progress: Called with a progress line per logged step; None for silence.
+        config_name: Used for the Ray run name when the config has no ``run_name``.
+
+    Raises:
+        LaunchError: For resources the cluster cannot give, an unwritable output
+            directory, or a failed run (with the worker's error).
+    """
+    import ray
+    import ray.train
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    output_dir = _writable_output_dir(cfg.output_dir)
+    gpus = options.gpus_per_worker
+    gpus = float(cfg.get("gpus_per_worker") or 0) if gpus is None else float(gpus)
+    _start_ray(options.address)
+    num_workers = _check_resources(options.num_workers or cfg.get("num_workers"), gpus)
+    storage = Path(options.storage or cfg.get("storage") or output_dir / "ray").expanduser()
+    run_name = cfg.get("run_name") or config_name.replace("/", "_")
+    payload = {"config": OmegaConf.to_container(cfg, resolve=True), "recipe": recipe}
+
+    trainer = TorchTrainer(
+        _train_worker,
+        train_loop_config=payload,
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=num_workers,
+            use_gpu=gpus > 0,
+            resources_per_worker={"CPU": 1, **({"GPU": gpus} if gpus else {})},
+        ),
+        run_config=ray.train.RunConfig(
+            name=run_name,
+            storage_path=str(storage.resolve()) if "://" not in str(storage) else str(storage),
+            failure_config=ray.train.FailureConfig(max_failures=int(cfg.get("max_failures", 0))),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+        ),
+        torch_config=TorchConfig(backend="nccl" if gpus > 0 else "gloo"),
+    )
+    done = threading.Event()
+    follower = None
+    if progress is not None:
+        follower = threading.Thread(
+            target=_print_progress, args=(output_dir / METRICS_FILE, done, progress), daemon=True
+        )
+        follower.start()
+    try:
+        trainer.fit()
+    except Exception as err:  # Ray wraps the worker's exception; surface its message
+        raise LaunchError(_root_cause(err)) from err
+    finally:
+        done.set()
+        if follower is not None:
+            follower.join(timeout=5)
+    is_lora = (output_dir / ADAPTER_DIR).exists()
+    return FinetuneResult(
+        output_dir=output_dir,
+        adapter_dir=output_dir / ADAPTER_DIR if is_lora else None,
+        merged_dir=output_dir / MERGED_DIR,
+        checkpoint_dir=storage / run_name,
+        metrics=read_metrics(output_dir / METRICS_FILE),
+    )
+
+
+def _start_ray(address: str | None) -> None:
+    """Connect to ``address``, or start a local cluster sized to this machine, quietly."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+    logging.getLogger("ray").setLevel(logging.ERROR)
+    kwargs = dict(logging_level=logging.ERROR, log_to_driver=False, configure_logging=True)
+    if address:
+        try:
+            ray.init(address=address, **kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as err:
+            raise LaunchError(f"Cannot connect to the Ray cluster at {address!r}: {err}") from err
+    else:
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, **kwargs)
+
+
+def _check_resources(num_workers: int | None, gpus_per_worker: float) -> int:
+    """The worker count to use; fail fast if the cluster cannot host it."""
+    import ray
+
+    total = ray.cluster_resources()
+    cpus, gpus = int(total.get("CPU", 0)), total.get("GPU", 0)
+    if num_workers is None:
+        num_workers = int(gpus // gpus_per_worker) if gpus_per_worker else cpus
+    if num_workers < 1:
+        raise LaunchError(
+            f"No worker fits: the cluster has {cpus} CPUs and {gpus:g} GPUs, and each worker "
+            f"needs 1 CPU and {gpus_per_worker:g} GPUs; pass --gpus-per-worker 0 on a CPU "
+            f"cluster or add GPU nodes"
+        )
+    problems = []
+    if num_workers > cpus:
+        problems.append(f"{num_workers} workers need {num_workers} CPUs, the cluster has {cpus}")
+    if gpus_per_worker and num_workers * gpus_per_worker > gpus:
+        problems.append(
+            f"{num_workers} workers x {gpus_per_worker:g} GPUs need "
+            f"{num_workers * gpus_per_worker:g} GPUs, the cluster has {gpus:g}"
+        )
+    if problems:
+        raise LaunchError(
+            "The cluster cannot host this run: "
+            + "; ".join(problems)
+            + ". Lower --num-workers / --gpus-per-worker or use a bigger cluster."
+        )
+    return num_workers
+
+
+def _writable_output_dir(path: str) -> Path:
+    output_dir = Path(path).expanduser()
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        probe = output_dir / ".tunefleet-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise LaunchError(
+            f"Output directory {str(output_dir)!r} is not writable ({err.strerror}); "
+            f"set output_dir=... to a directory you can write"
+        ) from err
+    return output_dir.resolve()
+
+
+def _print_progress(path: Path, done: threading.Event, progress: Callable[[str], None]) -> None:
+    for record in follow_metrics(path, stop=done.is_set):
+        progress(format_progress(record, record.get("total_steps")))
+
+
+def _root_cause(err: BaseException) -> str:
+    """The innermost worker error message, without Ray's wrapping."""
+    seen = err
+    while True:
+        inner = getattr(seen, "cause", None) or seen.__cause__
+        worker_failures = getattr(seen, "worker_failures", None)
+        if worker_failures:
+            inner = next(iter(worker_failures.values()))
+        if inner is None or inner is seen:
+            break
+        seen = inner
+    text = str(seen).strip().splitlines()
+    return text[-1] if text else type(seen).__name__
