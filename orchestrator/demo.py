@@ -15,8 +15,15 @@ import torch.nn.functional as F
 from modeling.llama3 import llama3, lora_llama3
 from modeling.peft import get_adapter_params, get_merged_state_dict, set_trainable_params
 
-TINY_LLAMA3 = dict(vocab_size=64, num_layers=2, num_heads=4, num_kv_heads=2, embed_dim=64,
-                   intermediate_dim=128, max_seq_len=64)
+TINY_LLAMA3 = dict(
+    vocab_size=64,
+    num_layers=2,
+    num_heads=4,
+    num_kv_heads=2,
+    embed_dim=64,
+    intermediate_dim=128,
+    max_seq_len=64,
+)
 
 
 def copy_task_batch(generator: torch.Generator, batch: int = 16, half: int = 8):
@@ -32,8 +39,13 @@ def run(steps: int = 150, seed: int = 0, log=print) -> dict:
     """Train, merge and decode; return what was computed."""
     torch.manual_seed(seed)
     base = llama3(**TINY_LLAMA3)
-    model = lora_llama3(["q_proj", "k_proj", "v_proj", "output_proj"], apply_lora_to_mlp=True,
-                        lora_rank=16, lora_alpha=32, **TINY_LLAMA3)
+    model = lora_llama3(
+        ["q_proj", "k_proj", "v_proj", "output_proj"],
+        apply_lora_to_mlp=True,
+        lora_rank=16,
+        lora_alpha=32,
+        **TINY_LLAMA3,
+    )
     model.load_state_dict(base.state_dict(), strict=False)
     adapters = get_adapter_params(model)
     set_trainable_params(model, adapters)
@@ -75,8 +87,12 @@ def run(steps: int = 150, seed: int = 0, log=print) -> dict:
     completion = torch.cat(generated, dim=1)[0].tolist()
     log(f"prompt     {prompt[0].tolist()}")
     log(f"completion {completion}  (expected {probe[0, 9:16].tolist()})")
-    return {"losses": losses, "merge_error": merge_error, "completion": completion,
-            "expected": probe[0, 9:16].tolist()}
+    return {
+        "losses": losses,
+        "merge_error": merge_error,
+        "completion": completion,
+        "expected": probe[0, 9:16].tolist(),
+    }
 
 
 if __name__ == "__main__":

@@ -91,6 +91,7 @@ def generate_from_config(
 
     directory = Path(checkpoint_dir or Path(cfg.output_dir) / MERGED_DIR)
     tokenizer = instantiate(cfg.tokenizer)
+    tokenizer.max_seq_len = None  # a prompt is never truncated; generate() checks its length
     model = instantiate(OmegaConf.create(base_model_config(cfg.model)))
     checkpointer = FullModelHFCheckpointer(directory, model_type=cfg.checkpointer.model_type)
     model.load_state_dict(checkpointer.load_checkpoint())

@@ -91,6 +91,8 @@ def finetune(config: dict | DictConfig, session: Session) -> dict[str, Any]:
             model = instantiate(cfg.model)
         finally:
             torch.set_default_dtype(torch.float32)
+    if tokenizer.max_seq_len is None or tokenizer.max_seq_len > model.max_seq_len:
+        tokenizer.max_seq_len = model.max_seq_len  # never feed the model more than it covers
     adapters = get_adapter_params(model)
     is_lora = bool(adapters)
     if is_lora:

@@ -5,6 +5,8 @@ checkpointing (DCP), each rank writing its own shards; per-rank scalars (step, d
 position, scheduler, RNG) go into a small ``rank<N>.pt`` beside them.
 """
 
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +47,8 @@ def save_train_state(
         "model": get_model_state_dict(model, options=options),
         "optim": get_optimizer_state_dict(model, optimizer, options=options),
     }
-    dcp.save(state, checkpoint_id=str(directory))
+    with _single_process_ok():
+        dcp.save(state, checkpoint_id=str(directory))
     torch.save({**extra, "rng": torch.get_rng_state()}, directory / f"rank{rank}.pt")
 
 
@@ -63,9 +66,18 @@ def load_train_state(
         "model": get_model_state_dict(model, options=options),
         "optim": get_optimizer_state_dict(model, optimizer, options=options),
     }
-    dcp.load(state, checkpoint_id=str(directory))
+    with _single_process_ok():
+        dcp.load(state, checkpoint_id=str(directory))
     set_model_state_dict(model, state["model"], options=StateDictOptions(strict=False))
     set_optimizer_state_dict(model, optimizer, state["optim"], options=options)
     extra = torch.load(directory / f"rank{rank}.pt", weights_only=True)
     torch.set_rng_state(extra.pop("rng"))
     return extra
+
+
+@contextmanager
+def _single_process_ok():
+    """DCP warns when used without a process group; a one-process run is meant to be so."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+        yield

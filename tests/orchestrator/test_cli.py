@@ -14,8 +14,9 @@ def test_help_lists_commands():
 
 
 def test_console_script_entry_point_runs():
-    result = subprocess.run([sys.executable, "-m", "orchestrator.cli", "--version"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", "--version"], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("tunefleet")
 

@@ -1,0 +1,33 @@
+"""Tiny configs for recipe tests: the demo config pointed at per-test directories."""
+
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from orchestrator.config import load_config
+from orchestrator.demo_assets import ensure_demo_assets
+
+TINY_MODEL = [
+    "model.num_layers=1",
+    "model.embed_dim=64",
+    "model.intermediate_dim=128",
+    "model.max_seq_len=256",
+    "tokenizer.max_seq_len=256",
+]
+
+
+def demo_config(assets: Path, output_dir: Path, *overrides: str):
+    """The demo config with small sizes and short runs, its assets generated once."""
+    cfg = load_config(
+        "demo",
+        [
+            f"output_dir={output_dir}",
+            f"demo_assets={assets}",
+            "max_steps_per_epoch=8",
+            "save_every_n_steps=4",
+            *TINY_MODEL,
+            *overrides,
+        ],
+    )
+    ensure_demo_assets(assets, OmegaConf.to_container(cfg.model, resolve=True), cfg.dataset.source)
+    return cfg
