@@ -9,6 +9,7 @@ from importlib.metadata import PackageNotFoundError, version
 import typer
 
 from orchestrator.commands import config_commands
+from orchestrator.commands.download import download
 from orchestrator.commands.merge import merge
 from orchestrator.commands.run import generate, run
 
@@ -49,6 +50,7 @@ def demo(steps: int = typer.Option(150, min=1, help="Training steps.")) -> None:
 
 app.command("run", context_settings={"allow_interspersed_args": True})(run)
 app.command("generate")(generate)
+app.command("download")(download)
 app.command("merge")(merge)
 config_commands.register(app)
 

@@ -1,21 +1,10 @@
 """Fetching dataset repos from the Hugging Face Hub (or a mirror at ``HF_ENDPOINT``)."""
 
-import os
 from pathlib import Path
 
+from orchestrator.hub import DEFAULT_ENDPOINT, hub_cache_dir, hub_endpoint
 
-def hub_endpoint() -> str | None:
-    """``HF_ENDPOINT`` as set now (huggingface_hub reads it only once, at import)."""
-    return os.environ.get("HF_ENDPOINT") or None
-
-
-def hub_cache_dir() -> str | None:
-    """``HF_HUB_CACHE``, else ``HF_HOME/hub``, as set now; None for the library default."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return os.environ["HF_HUB_CACHE"]
-    if os.environ.get("HF_HOME"):
-        return os.path.join(os.environ["HF_HOME"], "hub")
-    return None
+__all__ = ["download_dataset_repo", "hub_cache_dir", "hub_endpoint"]
 
 
 def download_dataset_repo(
@@ -45,7 +34,7 @@ def download_dataset_repo(
     )
 
     endpoint = hub_endpoint()
-    where = endpoint or "https://huggingface.co"
+    where = endpoint or DEFAULT_ENDPOINT
     try:
         path = snapshot_download(
             repo_id,
