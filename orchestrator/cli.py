@@ -40,14 +40,6 @@ def main(
     """Tunefleet: fine-tune Llama 3, Llama 2, Mistral, Phi-3 and Gemma on Ray."""
 
 
-@app.command()
-def demo(steps: int = typer.Option(150, min=1, help="Training steps.")) -> None:
-    """LoRA-tune a tiny Llama 3 on the CPU, merge it, and decode with the KV cache."""
-    from orchestrator.demo import run
-
-    run(steps=steps, log=typer.echo)
-
-
 app.command("run", context_settings={"allow_interspersed_args": True})(run)
 app.command("generate")(generate)
 app.command("download")(download)

@@ -2,9 +2,10 @@
 
 The tokenizer is a byte-level BPE trained in a second on the shipped demo instructions and
 written as a tiktoken rank file, the format of Meta's Llama 3 ``tokenizer.model``. The
-model is a tiny Llama 3 architecture with random weights, saved as a Hugging Face
-checkpoint through the production key map, so the demo exercises the same loading path
-as a real download.
+model is a tiny Llama 3 architecture, pretrained for a few seconds as a plain language
+model on the same text (so the LoRA fine-tune adapts a model that knows the words, as it
+would a real base model), then saved as a Hugging Face checkpoint through the production
+key map, so the demo exercises the same loading path as a real download.
 """
 
 import base64
@@ -15,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from modeling.checkpointing import atomic_directory
 from modeling.convert import HeadDims, KeyMapper
-from modeling.llama3 import llama3
+from modeling.llama3 import llama3, llama3_tokenizer
 
+PRETRAIN_STEPS = 120  # a few seconds on a laptop CPU
 NUM_SPECIAL_TOKENS = 256  # Llama 3 reserves 256 special ids after the regular vocabulary
 _WORDS = re.compile(r" ?[A-Za-z]+| ?[0-9]| ?[^\sA-Za-z0-9]+|\s+")
 SIZE_KEYS = (
@@ -103,23 +106,55 @@ def ensure_demo_assets(
             f"ranks but the demo data only supports {len(ranks)}; lower model.vocab_size"
         )
     directory.mkdir(parents=True, exist_ok=True)
-    with atomic_directory(directory / "model") as tmp:
-        _write_checkpoint(tmp, sizes, seed)
     tokenizer = directory / "tokenizer.model"
     tokenizer.with_suffix(".tmp").write_text(
         "".join(f"{base64.b64encode(tok).decode()} {rank}\n" for rank, tok in enumerate(ranks))
     )
     tokenizer.with_suffix(".tmp").replace(tokenizer)
+    encode = llama3_tokenizer(tokenizer).encode
+    token_ids = [i for row in rows for i in encode(" ".join(str(v) for v in row.values() if v))]
+    with atomic_directory(directory / "model") as tmp:
+        _write_checkpoint(tmp, sizes, token_ids, seed)
     return directory
 
 
-def _write_checkpoint(directory: Path, sizes: dict[str, Any], seed: int) -> None:
+def pretrain(
+    model: torch.nn.Module, token_ids: list[int], steps: int = PRETRAIN_STEPS, seed: int = 0
+) -> float:
+    """Train ``model`` briefly as a language model on random windows of ``token_ids``.
+
+    Returns:
+        The last step's loss.
+    """
+    data = torch.tensor(token_ids)
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    window = min(64, len(token_ids) - 1)
+    loss = torch.tensor(float("nan"))
+    for _ in range(steps):
+        starts = torch.randint(0, len(token_ids) - window, (16,), generator=generator)
+        batch = torch.stack([data[s : s + window + 1] for s in starts.tolist()])
+        logits = model(batch[:, :-1])
+        loss = F.cross_entropy(logits.flatten(0, 1), batch[:, 1:].flatten())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return loss.item()
+
+
+def _write_checkpoint(
+    directory: Path,
+    sizes: dict[str, Any],
+    token_ids: list[int],
+    seed: int,
+) -> None:
     torch.manual_seed(seed)
     model = llama3(**sizes)
     with torch.no_grad():
         for param in model.parameters():
             if param.dim() > 1:
                 param.normal_(0.0, 0.02)
+    pretrain(model, token_ids, seed=seed)
     heads, kv_heads, dim = sizes["num_heads"], sizes["num_kv_heads"], sizes["embed_dim"]
     mapper = KeyMapper("llama3", HeadDims(heads, kv_heads, dim // heads))
     save_file(
