@@ -6,7 +6,7 @@ stays light (no Ray).
 
 from typing import Any
 
-__all__ = ["FinetuneResult", "finetune"]
+__all__ = ["FinetuneResult", "finetune", "submit"]
 
 
 def __getattr__(name: str) -> Any:
@@ -14,6 +14,10 @@ def __getattr__(name: str) -> Any:
         from orchestrator.sdk import finetune
 
         return finetune
+    if name == "submit":
+        from clusters.jobs import submit
+
+        return submit
     if name == "FinetuneResult":
         from orchestrator.launcher import FinetuneResult
 

@@ -9,7 +9,9 @@ from importlib.metadata import PackageNotFoundError, version
 import typer
 
 from orchestrator.commands import config_commands
+from orchestrator.commands.cluster import cluster_app
 from orchestrator.commands.download import download
+from orchestrator.commands.jobs import jobs_app, submit
 from orchestrator.commands.merge import merge
 from orchestrator.commands.run import generate, run
 
@@ -45,6 +47,9 @@ app.command("generate")(generate)
 app.command("download")(download)
 app.command("merge")(merge)
 config_commands.register(app)
+app.add_typer(cluster_app, name="cluster")
+app.command("submit", context_settings={"allow_interspersed_args": True})(submit)
+app.add_typer(jobs_app, name="jobs")
 
 if __name__ == "__main__":
     app()

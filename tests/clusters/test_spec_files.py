@@ -49,9 +49,12 @@ def test_kuberay_specs_keep_the_head_out_and_install_tunefleet(name):
     for group in groups:
         (container,) = group["template"]["spec"]["containers"]
         assert "pip install tunefleet" in " ".join(container["args"])
-    assert spec["workerGroupSpecs"][0]["template"]["spec"]["containers"][0]["resources"][
-        "limits"
-    ]["nvidia.com/gpu"] == "8"
+    assert (
+        spec["workerGroupSpecs"][0]["template"]["spec"]["containers"][0]["resources"]["limits"][
+            "nvidia.com/gpu"
+        ]
+        == "8"
+    )
 
 
 def test_rayjob_entrypoint_is_a_real_tune_command():
