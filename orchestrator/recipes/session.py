@@ -50,7 +50,7 @@ class LocalSession:
             return
         root = Path(self.checkpoint_root)
         root.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(checkpoint_dir), root / f"checkpoint_{len(self._kept()):06d}")
+        shutil.move(str(checkpoint_dir), root / f"checkpoint_{metrics['step']:06d}")
         for old in self._kept()[: -self.keep]:
             shutil.rmtree(old)
 

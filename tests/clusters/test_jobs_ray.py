@@ -44,7 +44,7 @@ def assets(tmp_path_factory):
 
 
 def run_overrides(assets, out, *extra):
-    return [f"output_dir={out}", f"demo_assets={assets}", "epochs=1", *TINY_MODEL, *extra]
+    return [f"output_dir={out}", f"demo_assets={assets}", *TINY_MODEL, *extra]
 
 
 def test_local_cluster_status_lists_three_live_nodes(cluster):

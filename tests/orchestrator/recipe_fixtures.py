@@ -8,6 +8,7 @@ from orchestrator.config import load_config
 from orchestrator.demo_assets import ensure_demo_assets
 
 TINY_MODEL = [
+    "epochs=1",
     "model.num_layers=1",
     "model.embed_dim=64",
     "model.intermediate_dim=128",

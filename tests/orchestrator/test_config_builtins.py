@@ -184,9 +184,10 @@ def test_demo_config_values():
     assert cfg.dataset._component_ == "orchestrator.datasets.alpaca_dataset"
     assert cfg.dataset.source.endswith("orchestrator/data/demo_instructions.json")
     assert Path(cfg.dataset.source).is_absolute()
-    assert (cfg.num_workers, cfg.gpus_per_worker, cfg.batch_size, cfg.epochs) == (2, 0, 4, 1)
-    assert (cfg.max_steps_per_epoch, cfg.save_every_n_steps, cfg.dtype) == (30, 10, "fp32")
-    assert cfg.optimizer.lr == pytest.approx(3e-3)
+    assert (cfg.num_workers, cfg.gpus_per_worker, cfg.batch_size, cfg.epochs) == (2, 0, 4, 3)
+    assert (cfg.max_steps_per_epoch, cfg.save_every_n_steps, cfg.dtype) == (None, 25, "fp32")
+    assert cfg.optimizer.lr == pytest.approx(1e-2)
+    assert cfg.dataset.train_on_input is False
     assert cfg.lr_scheduler.num_warmup_steps == 3
     assert default_recipe(cfg) == "lora_finetune"
 

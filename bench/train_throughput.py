@@ -1,0 +1,188 @@
+"""LoRA training throughput and memory: our recipe's step next to transformers + PEFT.
+
+Both sides train the same Llama 3-shaped model (identical weights) with LoRA on q/v
+(rank 8) on the same random token batches, AdamW over the adapters, float32 on the CPU.
+Each side runs in its own fresh process so peak RSS is its own. Ours runs the recipe's own
+step (``orchestrator.recipes.finetune._accumulate`` with the chunked cross-entropy);
+theirs is ``LlamaForCausalLM`` wrapped by ``peft.get_peft_model`` with its built-in loss.
+
+MFU: achieved FLOP/s divided by this CPU's measured float32 matmul peak (a 2048^3 matmul
+timed here). FLOPs per token = 4 x frozen params + 6 x trainable params (frozen weights
+need no weight gradient), plus attention.
+
+    python -m bench.train_throughput [--layers 4 --dim 512 --seq 512 --batch 4 --steps 8]
+
+torchtune's ``lora_finetune_single_device`` is not measured: torchtune cannot be installed
+from this machine's package index.
+"""
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+
+def peak_matmul_flops(n: int = 2048, repeats: int = 5) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * n**3 / best
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def sizes(args) -> dict:
+    return dict(
+        vocab_size=args.vocab,
+        num_layers=args.layers,
+        num_heads=args.heads,
+        num_kv_heads=args.kv_heads,
+        embed_dim=args.dim,
+        intermediate_dim=args.dim * 8 // 3 // 64 * 64,
+        max_seq_len=args.seq,
+    )
+
+
+def hf_model(args):
+    import transformers
+
+    s = sizes(args)
+    config = transformers.LlamaConfig(
+        vocab_size=s["vocab_size"],
+        hidden_size=s["embed_dim"],
+        intermediate_size=s["intermediate_dim"],
+        num_hidden_layers=s["num_layers"],
+        num_attention_heads=s["num_heads"],
+        num_key_value_heads=s["num_kv_heads"],
+        max_position_embeddings=s["max_seq_len"],
+        rope_theta=500_000.0,
+        attn_implementation="sdpa",
+    )
+    torch.manual_seed(0)
+    return transformers.LlamaForCausalLM(config).float()
+
+
+def batches(args):
+    g = torch.Generator().manual_seed(1)
+    return [
+        torch.randint(0, args.vocab, (args.batch, args.seq), generator=g)
+        for _ in range(args.steps + 2)
+    ]
+
+
+def run_ours(args) -> dict:
+    from modeling.convert import HeadDims, KeyMapper
+    from modeling.llama3 import lora_llama3
+    from modeling.peft import get_adapter_params, set_trainable_params
+    from orchestrator.recipes.finetune import _accumulate
+    from orchestrator.recipes.loss import CEWithChunkedOutputLoss
+
+    reference = hf_model(args)
+    mapper = KeyMapper("llama3", HeadDims.from_hf_config(reference.config.to_dict()))
+    state = mapper.convert_from_hf(reference.state_dict().items())
+    del reference
+    model = lora_llama3(["q_proj", "v_proj"], lora_rank=8, lora_alpha=16, **sizes(args))
+    model.load_state_dict(state, strict=False)
+    del state
+    adapters = get_adapter_params(model)
+    set_trainable_params(model, adapters)
+    optimizer = torch.optim.AdamW(adapters.values(), lr=1e-4)
+    loss_fn = CEWithChunkedOutputLoss()
+    times = []
+    for tokens in batches(args):
+        start = time.perf_counter()
+        _accumulate(model, loss_fn, [{"tokens": tokens, "labels": tokens}], "cpu", 1)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        times.append(time.perf_counter() - start)
+    return _summary(model, times[2:], args)
+
+
+def run_theirs(args) -> dict:
+    import peft
+
+    model = peft.get_peft_model(
+        hf_model(args), peft.LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"])
+    )
+    model.train()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    times = []
+    for tokens in batches(args):
+        start = time.perf_counter()
+        model(input_ids=tokens, labels=tokens).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        times.append(time.perf_counter() - start)
+    return _summary(model, times[2:], args)
+
+
+def _summary(model, times, args) -> dict:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+    s = sizes(args)
+    attention = 4 * s["num_layers"] * args.seq * s["embed_dim"]  # QK^T and AV, fwd+bwd ~3x
+    flops_per_token = 4 * frozen + 6 * trainable + 3 * attention
+    tokens_per_s = args.batch * args.seq / statistics.median(times)
+    return {
+        "tokens_per_s": tokens_per_s,
+        "flops_per_s": tokens_per_s * flops_per_token,
+        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "trainable": trainable,
+        "frozen": frozen,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--dim", type=int, default=512)
+    parser.add_argument("--heads", type=int, default=8)
+    parser.add_argument("--kv-heads", type=int, default=2)
+    parser.add_argument("--vocab", type=int, default=16_384)
+    parser.add_argument("--seq", type=int, default=512)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--side", choices=["ours", "theirs"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.side:
+        print(json.dumps(run_ours(args) if args.side == "ours" else run_theirs(args)))
+        return
+    peak = peak_matmul_flops()
+    results = {}
+    for side in ("ours", "theirs"):
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.train_throughput", *sys.argv[1:], "--side", side],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        results[side] = json.loads(out.stdout.strip().splitlines()[-1])
+    print(
+        f"Llama 3 shape: {args.layers} layers, dim {args.dim}, vocab {args.vocab}; LoRA r=8 "
+        f"on q,v; batch {args.batch} x {args.seq}; float32; {torch.get_num_threads()} "
+        f"threads; CPU matmul peak {peak / 1e9:.1f} GFLOP/s"
+    )
+    for side, name in (("ours", "tunefleet recipe step"), ("theirs", "transformers + PEFT")):
+        r = results[side]
+        print(
+            f"{name:>22}: {r['tokens_per_s']:8.0f} tokens/s  MFU {r['flops_per_s'] / peak:6.1%}"
+            f"  peak RSS {r['peak_rss_gib']:.2f} GiB"
+        )
+    ours, theirs = results["ours"], results["theirs"]
+    print(
+        f"ratio tokens/s ours/theirs: {ours['tokens_per_s'] / theirs['tokens_per_s']:.2f}; "
+        f"peak RSS ours/theirs: {ours['peak_rss_gib'] / theirs['peak_rss_gib']:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
