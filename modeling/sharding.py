@@ -7,7 +7,7 @@ checkpointing, shard, materialise, stream weights into the shards, then check no
 left on ``meta``.
 """
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
@@ -102,11 +102,7 @@ def load_streaming(
         ValueError: Naming unknown keys, shape mismatches, and missing base weights.
     """
     targets = _load_targets(model)
-    dora = {
-        f"{name}.weight": m
-        for name, m in model.named_modules()
-        if isinstance(m, LoRALinear) and m.use_dora
-    }
+    dora = _dora_modules(model)
     loaded, unknown = set(), []
     for key, tensor in tensors:
         target = targets.get(key)
@@ -128,11 +124,61 @@ def load_streaming(
                 _assign(dora[key].magnitude, torch.linalg.vector_norm(tensor.float(), dim=1))
         loaded.add(key)
     if strict:
-        if unknown:
-            raise ValueError(f"Checkpoint keys the model does not have: {sorted(unknown)[:10]}")
-        missing = sorted(k for k in targets if k not in loaded and not _is_adapter(k))
-        if missing:
-            raise ValueError(f"Base weights missing from the checkpoint: {missing[:10]}")
+        _check_keys(loaded | set(unknown), targets)
+    return loaded
+
+
+def load_sharded(
+    model: nn.Module,
+    read_rows: Callable[[str, int, int], torch.Tensor],
+    keys: Iterable[str],
+    *,
+    strict: bool = True,
+) -> set[str]:
+    """Load base weights reading, on each rank, only the rows its FSDP shard owns.
+
+    This is :func:`load_streaming` for checkpoints that can read a slice without reading
+    the rest (safetensors ``get_slice``): a rank's reads add up to its shard of the model,
+    plus the replicated tensors (norms, NF4 bases).
+
+    Args:
+        model: A materialised model; parameters may be FSDP2 ``DTensor`` shards (dim 0).
+        read_rows: ``read_rows(key, start, stop)`` returns rows ``[start, stop)`` of our
+            tensor ``key`` (e.g. ``FullModelHFCheckpointer.read_slice`` along dim 0).
+        keys: Our keys present in the checkpoint.
+        strict: Raise for checkpoint keys the model lacks or base weights it misses.
+
+    Returns:
+        The keys loaded.
+    """
+    targets = _load_targets(model)
+    dora = _dora_modules(model)
+    present = set(keys)
+    if strict:
+        _check_keys(present, targets)
+    loaded = set()
+    with torch.no_grad():
+        for key, target in targets.items():
+            if key not in present:
+                continue
+            start, stop = _owned_rows(target)
+            rows = read_rows(key, start, stop)
+            if tuple(rows.shape[1:]) != tuple(target.shape[1:]) or len(rows) != stop - start:
+                raise ValueError(
+                    f"Shape mismatch for {key!r}: checkpoint rows {start}:{stop} have shape "
+                    f"{tuple(rows.shape)}, model expects {(stop - start, *target.shape[1:])}"
+                )
+            if isinstance(target, NF4Weight):
+                target.quantize_(rows)
+            elif isinstance(target, DTensor):
+                target.to_local().copy_(rows)
+            else:
+                target.copy_(rows)
+            if key in dora:  # fresh adapters (B = 0): DoRA magnitude = row norms of W
+                norms = torch.linalg.vector_norm(rows.float(), dim=1)
+                magnitude = dora[key].magnitude
+                (magnitude.to_local() if isinstance(magnitude, DTensor) else magnitude).copy_(norms)
+            loaded.add(key)
     return loaded
 
 
@@ -166,6 +212,41 @@ def _assign(target: torch.Tensor, full: torch.Tensor) -> None:
     chunk = -(-full.shape[placement.dim] // world)  # torch.chunk's ceil-divided size
     piece = full.narrow(placement.dim, rank * chunk, local.shape[placement.dim])
     local.copy_(piece)
+
+
+def _owned_rows(target: torch.Tensor | NF4Weight) -> tuple[int, int]:
+    """The dim-0 rows of the full tensor this rank holds (all rows unless FSDP-sharded)."""
+    rows = target.shape[0]
+    if not isinstance(target, DTensor):
+        return 0, rows
+    placement = next((p for p in target.placements if isinstance(p, Shard)), None)
+    if placement is None:
+        return 0, rows
+    if placement.dim != 0:
+        raise ValueError(f"Only dim-0 FSDP shards can be read by rows, got {placement}")
+    index = list(target.placements).index(placement)
+    world, rank = target.device_mesh.size(index), target.device_mesh.get_local_rank(index)
+    chunk = -(-rows // world)  # torch.chunk's ceil-divided size
+    start = min(rank * chunk, rows)
+    return start, start + target.to_local().shape[0]
+
+
+def _check_keys(present: set[str], targets: dict) -> None:
+    unknown = sorted(present - set(targets))
+    if unknown:
+        raise ValueError(f"Checkpoint keys the model does not have: {unknown[:10]}")
+    missing = sorted(k for k in targets if k not in present and not _is_adapter(k))
+    if missing:
+        raise ValueError(f"Base weights missing from the checkpoint: {missing[:10]}")
+
+
+def _dora_modules(model: nn.Module) -> dict[str, LoRALinear]:
+    """DoRA layers by the key of their base weight (their magnitude derives from it)."""
+    return {
+        f"{name}.weight": m
+        for name, m in model.named_modules()
+        if isinstance(m, LoRALinear) and m.use_dora
+    }
 
 
 def _load_targets(model: nn.Module) -> dict[str, torch.Tensor | NF4Weight]:

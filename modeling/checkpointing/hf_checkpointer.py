@@ -24,6 +24,7 @@ from modeling.checkpointing.writers import (
     write_hf_state_dict,
 )
 from modeling.convert import HeadDims, KeyMapper
+from modeling.convert.hf import IGNORED_HF_KEYS
 
 MERGED_SUBDIR = "merged"
 ADAPTER_SUBDIR = "adapter"
@@ -81,6 +82,17 @@ class FullModelHFCheckpointer:
     def tensor_index(self) -> TensorIndex:
         """An index of the checkpoint's tensors for :meth:`read_slice` (reads headers only)."""
         return TensorIndex(self.files)
+
+    def keys(self, index: TensorIndex | None = None) -> list[str]:
+        """Our keys of every tensor in the checkpoint, from the file headers alone."""
+        index = index or self.tensor_index()
+        keys = []
+        for hf_key in index.names():
+            if IGNORED_HF_KEYS.fullmatch(hf_key):
+                continue
+            rule, layer = self.mapper.hf_rule(hf_key)
+            keys.extend(name.format(layer) for name in rule.ours)
+        return keys
 
     def read_slice(
         self, key: str, dim: int, start: int, stop: int, index: TensorIndex | None = None

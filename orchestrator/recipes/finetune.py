@@ -25,6 +25,7 @@ from modeling.peft import LoRALinear, get_adapter_params, set_trainable_params
 from modeling.sharding import (
     apply_activation_checkpointing,
     assert_nothing_on_meta,
+    load_sharded,
     load_streaming,
     materialize,
     shard_decoder,
@@ -103,7 +104,7 @@ def finetune(config: dict | DictConfig, session: Session) -> dict[str, Any]:
         shard_decoder(model, param_dtype=dtype if on_gpu else None)
     materialize(model, device)
     checkpointer = instantiate(cfg.checkpointer)
-    load_streaming(model, checkpointer.iter_checkpoint())
+    _load_base_weights(model, checkpointer)
     assert_nothing_on_meta(model)
     if cfg.get("compile", False):
         for layer in model.layers:
@@ -193,6 +194,19 @@ def finetune(config: dict | DictConfig, session: Session) -> dict[str, Any]:
 
     _write_outputs(cfg, model, checkpointer, session.rank, is_lora)
     return metrics
+
+
+def _load_base_weights(model, checkpointer) -> None:
+    """Stream base weights into the shards, reading only this rank's rows when possible."""
+    if hasattr(checkpointer, "read_slice"):
+        index = checkpointer.tensor_index()
+        load_sharded(
+            model,
+            lambda key, start, stop: checkpointer.read_slice(key, 0, start, stop, index),
+            checkpointer.keys(index),
+        )
+    else:  # Meta checkpoints: one full tensor at a time, sliced after reading
+        load_streaming(model, checkpointer.iter_checkpoint())
 
 
 def _plan(cfg: DictConfig, batches_per_epoch: int) -> Plan:

@@ -124,3 +124,94 @@ def test_streaming_load_names_bad_keys_and_shapes():
         load_streaming(model, [*state.items(), ("bogus.weight", torch.zeros(1))])
     with pytest.raises(ValueError, match=r"missing from the checkpoint: \['layers.0"):
         load_streaming(model, [(k, v) for k, v in state.items() if "layers.0" not in k])
+
+
+def _save_hf(state, directory):
+    """Our state dict as a one-file Hugging Face checkpoint."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from modeling.convert import HeadDims, KeyMapper
+
+    directory.mkdir(parents=True, exist_ok=True)
+    mapper = KeyMapper("llama3", HeadDims(4, 2, 8))
+    save_file(dict(mapper.to_hf(state)), directory / "model.safetensors")
+    (directory / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "llama",
+                "num_attention_heads": 4,
+                "num_key_value_heads": 2,
+                "hidden_size": 32,
+                "vocab_size": 96,
+                "num_hidden_layers": 2,
+                "intermediate_size": 72,
+            }
+        )
+    )
+
+
+def _sliced_worker(rank, port, directory, lora_kwargs, out_path):
+    from modeling.checkpointing import FullModelHFCheckpointer
+    from modeling.sharding import load_sharded
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        model = build_sharded(lora_kwargs)
+        ckpt = FullModelHFCheckpointer(directory, model_type="llama3")
+        index = ckpt.tensor_index()
+        reads = []
+
+        def read_rows(key, start, stop):
+            reads.append((key, stop - start))
+            return ckpt.read_slice(key, 0, start, stop, index)
+
+        load_sharded(model, read_rows, ckpt.keys(index))
+        assert_nothing_on_meta(model)
+        tokens = torch.randint(0, 96, (2, 12), generator=torch.Generator().manual_seed(1))
+        logits = model(tokens).detach()
+        torch.save((logits, reads), f"{out_path}.{rank}")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize(
+    "lora_kwargs",
+    [
+        dict(lora_attn_modules=["q_proj", "k_proj"], apply_lora_to_mlp=True, lora_rank=4),
+        dict(lora_attn_modules=["q_proj"], lora_rank=4, quantize_base=True),
+    ],
+)
+def test_sliced_load_reads_only_the_rows_each_rank_owns(lora_kwargs, tmp_path):
+    state = reference_state()
+    _save_hf(state, tmp_path / "ckpt")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "out"
+    mp.start_processes(
+        _sliced_worker,
+        args=(port, tmp_path / "ckpt", lora_kwargs, str(out)),
+        nprocs=2,
+        join=True,
+        start_method="spawn",
+    )
+    (logits0, reads0), (_, reads1) = torch.load(f"{out}.0"), torch.load(f"{out}.1")
+    model = lora_llama3(**SIZES, **lora_kwargs)
+    model.load_state_dict(state, strict=False)
+    torch.testing.assert_close(
+        logits0,
+        model(torch.randint(0, 96, (2, 12), generator=torch.Generator().manual_seed(1))).detach(),
+        atol=1e-5,
+        rtol=1e-5,
+    )
+    full_rows = {k: v.shape[0] for k, v in state.items()}
+    nf4 = bool(lora_kwargs.get("quantize_base"))
+    for key, rows in reads0 + reads1:
+        replicated = state[key].dim() == 1 or (nf4 and ("_proj" in key or ".w" in key))
+        expected = full_rows[key] if replicated else -(-full_rows[key] // 2)
+        assert rows <= expected, (key, rows, full_rows[key])
+    sharded = [k for k in state if state[k].dim() == 2 and not (nf4 and "layers" in k)]
+    for key in sharded:  # the two ranks' reads add up to the whole tensor, once
+        assert sum(r for k, r in reads0 + reads1 if k == key) == full_rows[key], key
