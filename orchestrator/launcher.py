@@ -8,6 +8,7 @@ SDK caller). Workers run :func:`orchestrator.recipes.finetune.finetune` through
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from orchestrator.recipes.finetune import ADAPTER_DIR, MERGED_DIR
 from orchestrator.recipes.metrics import METRICS_FILE, follow_metrics, format_progress, read_metrics
 
 RECIPES = ("full_finetune", "lora_finetune")
+COMPLETE_MARKER = ".tunefleet-complete"
 
 
 class LaunchError(RuntimeError):
@@ -128,6 +130,7 @@ def launch(
     num_workers = _check_resources(options.num_workers or cfg.get("num_workers"), gpus)
     storage = Path(options.storage or cfg.get("storage") or output_dir / "ray").expanduser()
     run_name = cfg.get("run_name") or config_name.replace("/", "_")
+    _archive_finished_run(storage, run_name)
     payload = {"config": OmegaConf.to_container(cfg, resolve=True), "recipe": recipe}
 
     trainer = TorchTrainer(
@@ -161,6 +164,8 @@ def launch(
         done.set()
         if follower is not None:
             follower.join(timeout=5)
+    if "://" not in str(storage):
+        (storage / run_name / COMPLETE_MARKER).write_text("finished\n")
     is_lora = (output_dir / ADAPTER_DIR).exists()
     return FinetuneResult(
         output_dir=output_dir,
@@ -169,6 +174,20 @@ def launch(
         checkpoint_dir=storage / run_name,
         metrics=read_metrics(output_dir / METRICS_FILE),
     )
+
+
+def _archive_finished_run(storage: Path, run_name: str) -> None:
+    """Move a finished run's checkpoints aside so a new run of that name starts fresh.
+
+    Ray Train resumes a run from the newest checkpoint under its name. That is what a user
+    wants after a crash or a lost cluster (run the same command again), but a run that
+    finished should not be resumed into its last few steps: its directory is renamed
+    ``<name>.finished-<time>`` and kept.
+    """
+    run_dir = storage / run_name
+    if "://" in str(storage) or not (run_dir / COMPLETE_MARKER).exists():
+        return
+    run_dir.rename(run_dir.with_name(f"{run_name}.finished-{time.strftime('%Y%m%d-%H%M%S')}"))
 
 
 def _start_ray(address: str | None) -> None:

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from orchestrator import finetune
 from orchestrator.cli import app
+from orchestrator.launcher import LaunchError
 from tests.orchestrator.recipe_fixtures import TINY_MODEL
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
@@ -68,23 +69,9 @@ def test_killed_worker_resumes_to_the_same_adapter(two_worker_run, demo_assets_d
     metrics = tmp_path / "metrics.jsonl"
     killed = []
 
-    def kill_a_worker_after_the_first_checkpoint():
-        deadline = time.time() + 240
-        while time.time() < deadline and not killed:
-            steps = (
-                [json.loads(x)["step"] for x in metrics.read_text().splitlines() if x.strip()]
-                if metrics.exists()
-                else []
-            )
-            if steps and steps[-1] >= 12:
-                for proc in psutil.process_iter(["cmdline"]):
-                    if "RayTrainWorker" in " ".join(proc.info["cmdline"] or []):
-                        proc.kill()  # SIGKILL
-                        killed.append(proc.pid)
-                        break
-            time.sleep(0.02)
-
-    watcher = threading.Thread(target=kill_a_worker_after_the_first_checkpoint, daemon=True)
+    watcher = threading.Thread(
+        target=kill_a_worker_once_past, args=(metrics, 12, killed), daemon=True
+    )
     watcher.start()
     result = finetune(
         "demo",
@@ -104,6 +91,51 @@ def test_killed_worker_resumes_to_the_same_adapter(two_worker_run, demo_assets_d
     expected, actual = adapter(reference_out), adapter(tmp_path)
     for key in expected:
         torch.testing.assert_close(actual[key], expected[key], atol=1e-6, rtol=0)
+
+
+def kill_a_worker_once_past(metrics, step, killed):
+    """Watch ``metrics`` and SIGKILL one Ray Train worker once ``step`` is logged."""
+    deadline = time.time() + 240
+    while time.time() < deadline and not killed:
+        lines = metrics.read_text().splitlines() if metrics.exists() else []
+        steps = [json.loads(x)["step"] for x in lines if x.strip()]
+        if steps and steps[-1] >= step:
+            for proc in psutil.process_iter(["cmdline"]):
+                if "RayTrainWorker" in " ".join(proc.info["cmdline"] or []):
+                    proc.kill()  # SIGKILL
+                    killed.append(proc.pid)
+                    break
+        time.sleep(0.02)
+
+
+def test_failed_run_resumes_when_started_again_with_its_run_name(
+    two_worker_run, demo_assets_dir, tmp_path
+):
+    reference_out, _ = two_worker_run
+    args = overrides(
+        demo_assets_dir,
+        tmp_path,
+        "batch_size=4",
+        "max_steps_per_epoch=30",
+        "save_every_n_steps=10",
+        "max_failures=0",
+        "run_name=again",
+    )
+    killed = []
+    watcher = threading.Thread(
+        target=kill_a_worker_once_past, args=(tmp_path / "metrics.jsonl", 12, killed), daemon=True
+    )
+    watcher.start()
+    with pytest.raises(LaunchError):
+        finetune("demo", args, num_workers=2)
+    assert killed and not (tmp_path / "adapter").exists()
+    result = finetune("demo", args, num_workers=2)  # the same command again
+    assert [m["step"] for m in result.metrics] == list(range(1, 31))
+    expected, actual = adapter(reference_out), adapter(tmp_path)
+    for key in expected:
+        torch.testing.assert_close(actual[key], expected[key], atol=1e-6, rtol=0)
+    # Marked finished, so launching this name again starts a new run (tested in test_launcher).
+    assert (result.checkpoint_dir / ".tunefleet-complete").exists()
 
 
 def test_torchtune_style_config_runs_unchanged(demo_assets_dir, tmp_path):
