@@ -13,6 +13,7 @@ from orchestrator.commands.cluster import cluster_app
 from orchestrator.commands.download import download
 from orchestrator.commands.jobs import jobs_app, submit
 from orchestrator.commands.merge import merge
+from orchestrator.commands.plan import plan
 from orchestrator.commands.run import generate, run
 
 app = typer.Typer(
@@ -50,6 +51,7 @@ config_commands.register(app)
 app.add_typer(cluster_app, name="cluster")
 app.command("submit", context_settings={"allow_interspersed_args": True})(submit)
 app.add_typer(jobs_app, name="jobs")
+app.command("plan", context_settings={"allow_interspersed_args": True})(plan)
 
 if __name__ == "__main__":
     app()

@@ -1,0 +1,295 @@
+"""Per-GPU memory of a fine-tune before launching it: ``tune plan``.
+
+Pure computation on a config: the model is counted on the ``meta`` device
+(:mod:`clusters.model_census`), activations follow our decoder op by op
+(:mod:`clusters.activations`), and the rest follows the recipe
+(``orchestrator/recipes/finetune.py``):
+
+- Parameters are stored in the run dtype (bf16 on GPU, float32 on CPU); FSDP2 shards every
+  parameter, trainable or frozen, over the shard group: all ranks (FSDP) or one node's
+  GPUs (HSDP, replicated across nodes). NF4 base weights are buffers, which FSDP2 does
+  not shard: every rank holds all of them (0.5625 bytes per base parameter).
+- Gradients exist for trainable parameters only, sharded, in the parameter dtype.
+- ``torch.optim.AdamW`` keeps two moments per trainable parameter *in the parameter
+  dtype* (no float32 master copy: the recipe has none) plus a step count per tensor.
+- FSDP2 temporaries: the root module's parameters (embeddings, output) stay gathered from
+  forward to the end of backward; two layers are gathered at once (current + prefetch);
+  the largest layer's gradients are reduced in float32. Counted on GPU (the recipe always
+  runs FSDP2 under Ray Train) and on CPU with more than one rank.
+
+Temporaries (logits, recompute, FSDP2 buffers, the float32 NF4 dequantisation) do not all
+peak at the same moment; summing them errs on the safe side.
+
+A plan *fits* when its total is at most 90% of the device's memory. The 10% headroom
+covers what no formula here sees: the CUDA context and kernels (0.5-1 GiB), the caching
+allocator's fragmentation, NCCL's buffers, and the batch that pads to a longer length.
+"""
+
+from dataclasses import dataclass, field
+
+import torch
+from omegaconf import DictConfig
+
+from clusters import activations as act
+from clusters.gpus import GIB, Accelerator, accelerator
+from clusters.model_census import ModelCensus, census
+
+HEADROOM = 0.10
+SHARDINGS = ("fsdp", "hsdp")
+OPTIMIZER_STATES = {"AdamW": 2, "Adam": 2}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One component: bytes per GPU without and with activation checkpointing."""
+
+    name: str
+    without_ac: int
+    with_ac: int
+    note: str = ""
+
+
+@dataclass
+class MemoryPlan:
+    """The per-GPU memory of one config on one cluster shape, by component."""
+
+    config: str
+    method: str
+    params: int
+    trainable_params: int
+    nodes: int
+    gpus_per_node: int
+    sharding: str
+    shard_size: int
+    device: Accelerator
+    dtype: str
+    batch_size: int
+    seq_len: int
+    seq_len_source: str
+    config_uses_ac: bool
+    rows: list[Row]
+    notes: list[str] = field(default_factory=list)
+
+    def total(self, checkpointing: bool) -> int:
+        """Bytes per GPU, all components summed."""
+        return sum(r.with_ac if checkpointing else r.without_ac for r in self.rows)
+
+    @property
+    def usable_bytes(self) -> int:
+        """Device memory less the headroom."""
+        return int(self.device.capacity_bytes * (1 - HEADROOM))
+
+    def fits(self, checkpointing: bool | None = None) -> bool:
+        """Whether the total fits in the usable memory (the config's own AC setting if None)."""
+        ac = self.config_uses_ac if checkpointing is None else checkpointing
+        return self.total(ac) <= self.usable_bytes
+
+    def row(self, name: str) -> Row:
+        """The row called ``name``."""
+        return next(r for r in self.rows if r.name == name)
+
+
+def plan_memory(
+    cfg: DictConfig,
+    *,
+    nodes: int,
+    gpus_per_node: int,
+    gpu: str = "h100-80gb",
+    sharding: str = "fsdp",
+    seq_len: int | None = None,
+    config_name: str = "",
+) -> MemoryPlan:
+    """Plan the per-GPU memory of fine-tuning ``cfg`` on ``nodes`` x ``gpus_per_node``.
+
+    Args:
+        cfg: A loaded recipe config (``orchestrator.config.load_config``).
+        nodes: Nodes in the cluster.
+        gpus_per_node: GPUs (ranks) per node.
+        gpu: Accelerator name (see :mod:`clusters.gpus`), or ``cpu``.
+        sharding: ``fsdp`` (shard over all ranks) or ``hsdp`` (shard within a node).
+        seq_len: Padded tokens per sample; the longest the config allows when None.
+        config_name: Shown in the table.
+
+    Raises:
+        ValueError: Naming the bad value and the fix.
+    """
+    device = accelerator(gpu)
+    for name, value in (("--nodes", nodes), ("--gpus-per-node", gpus_per_node)):
+        if value < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
+    if sharding not in SHARDINGS:
+        raise ValueError(f"--sharding must be one of {', '.join(SHARDINGS)}, got {sharding!r}")
+    dtype_name = str(cfg.get("dtype", "bf16"))
+    if dtype_name not in ("bf16", "fp32"):
+        raise ValueError(f"dtype must be bf16 or fp32, got {dtype_name!r}; set dtype=bf16")
+    dtype = torch.bfloat16 if dtype_name == "bf16" and device.kind == "cuda" else torch.float32
+    model = census(cfg.model, dtype)
+    shape = _step_shape(cfg, model, device, dtype, seq_len)
+    world = nodes * gpus_per_node
+    shard = world if sharding == "fsdp" else gpus_per_node
+    rows = _rows(cfg, model, shape, shard, fsdp=device.kind == "cuda" or world > 1)
+    plan = MemoryPlan(
+        config=config_name,
+        method="QLoRA" if model.nf4_bytes else "LoRA" if model.frozen_bytes else "full",
+        params=_numel(model, dtype),
+        trainable_params=model.trainable_bytes // dtype.itemsize,
+        nodes=nodes,
+        gpus_per_node=gpus_per_node,
+        sharding=sharding,
+        shard_size=shard,
+        device=device,
+        dtype="bf16" if dtype == torch.bfloat16 else "fp32",
+        batch_size=shape.batch_size,
+        seq_len=shape.seq_len,
+        seq_len_source=_seq_len_source(cfg, model, seq_len),
+        config_uses_ac=bool(cfg.get("enable_activation_checkpointing", False)),
+        rows=rows,
+    )
+    plan.notes.extend(_notes(cfg, model, plan))
+    return plan
+
+
+def _step_shape(cfg, model: ModelCensus, device, dtype, seq_len) -> act.StepShape:
+    batch = int(cfg.get("batch_size", 1))
+    if batch < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch}")
+    packed = bool(cfg.get("dataset", {}).get("packed", False))
+    tok_len = cfg.get("tokenizer", {}).get("max_seq_len")
+    if packed and tok_len is None and seq_len is None:
+        raise ValueError("dataset.packed=True needs tokenizer.max_seq_len: set it, e.g. 2048")
+    length = seq_len or min(int(tok_len or model.max_seq_len), model.max_seq_len)
+    if not 1 <= length <= model.max_seq_len:
+        raise ValueError(
+            f"--seq-len {length} is outside 1..{model.max_seq_len} (the model's max_seq_len, "
+            f"beyond which the recipe truncates); pass a length in that range"
+        )
+    kind = device.kind
+    return act.StepShape(batch, length, dtype.itemsize, kind, packed=packed)
+
+
+def _rows(cfg, model: ModelCensus, shape: act.StepShape, shard: int, fsdp: bool) -> list[Row]:
+    states = _optimizer_states(cfg)
+    trainable, frozen = model.trainable_bytes // shard, model.frozen_bytes // shard
+    chunks = int(cfg.get("loss", {}).get("num_output_chunks", 8) or 8)
+    p = shape.compute_bytes
+    gather = 0
+    if fsdp:
+        biggest = max(model.layers, key=lambda layer: layer.dense_bytes)
+        reduce_grads = biggest.trainable_bytes // p * (p + act.FP32)
+        gather = model.root_dense_bytes + 2 * biggest.dense_bytes + reduce_grads
+    rows = [
+        Row("weights: trainable", trainable, trainable, f"sharded 1/{shard}"),
+        Row("weights: frozen", frozen, frozen, f"sharded 1/{shard}"),
+        Row("weights: NF4 base", model.nf4_bytes, model.nf4_bytes, "buffers: NOT sharded"),
+        Row("buffers: RoPE", model.other_buffer_bytes, model.other_buffer_bytes, "not sharded"),
+        Row("gradients", trainable, trainable, "trainable only"),
+        Row(
+            "optimizer state",
+            states * trainable + act.FP32 * model.trainable_tensors,
+            states * trainable + act.FP32 * model.trainable_tensors,
+            f"{states} moments in param dtype",
+        ),
+        Row(
+            "activations",
+            act.saved_activations(model, shape, checkpointing=False),
+            act.saved_activations(model, shape, checkpointing=True),
+            "saved for backward",
+        ),
+        Row("AC recompute (1 layer)", 0, act.recompute_bytes(model, shape), "in backward"),
+        Row("logits / loss temp", *[act.logits_bytes(model, shape, chunks)] * 2, "transient"),
+        Row("NF4 dequant temp", *[act.dequant_bytes(model, shape)] * 2, "transient"),
+        Row("FSDP2 gather/reduce", gather, gather, "root + 2 layers gathered"),
+    ]
+    return rows
+
+
+def _optimizer_states(cfg) -> int:
+    component = str(cfg.get("optimizer", {}).get("_component_", "torch.optim.AdamW"))
+    short = component.rsplit(".", 1)[-1]
+    if short == "SGD":
+        return 1 if float(cfg.optimizer.get("momentum", 0) or 0) else 0
+    return OPTIMIZER_STATES.get(short, 2)
+
+
+def _numel(model: ModelCensus, dtype: torch.dtype) -> int:
+    nf4_numel = sum(m.numel for layer in model.layers for m in layer.linears.values() if m.nf4)
+    nf4_numel += model.output.numel if model.output.nf4 else 0
+    return model.param_bytes // dtype.itemsize + nf4_numel
+
+
+def _seq_len_source(cfg, model: ModelCensus, seq_len: int | None) -> str:
+    if seq_len:
+        return "--seq-len"
+    if cfg.get("tokenizer", {}).get("max_seq_len") is not None:
+        return "tokenizer.max_seq_len"
+    return "the model's max_seq_len, as tokenizer.max_seq_len is unset"
+
+
+def _notes(cfg, model: ModelCensus, plan: MemoryPlan) -> list[str]:
+    notes = []
+    if model.nf4_bytes:
+        notes.append(
+            "NF4 base weights are buffers, which FSDP2 does not shard: each GPU holds all of them."
+        )
+        if not plan.config_uses_ac:
+            notes.append(
+                "QLoRA without activation checkpointing keeps every layer's dequantised "
+                "weights for backward: set enable_activation_checkpointing=True."
+            )
+    short = str(cfg.get("optimizer", {}).get("_component_", "")).rsplit(".", 1)[-1]
+    if short and short not in (*OPTIMIZER_STATES, "SGD"):
+        notes.append(f"Optimizer {short}: assumed to keep 2 states per trainable parameter.")
+    if plan.sharding == "hsdp":
+        notes.append(
+            "HSDP: the recipe currently shards over all ranks (FSDP); this shows HSDP's cost."
+        )
+    if plan.seq_len_source.startswith("the model"):
+        notes.append("Pass --seq-len (your longest sample) or tokenizer.max_seq_len to plan less.")
+    if (
+        model.layers
+        and any(
+            m.lora_rank and m.trainable for layer in model.layers for m in layer.linears.values()
+        )
+        and float(cfg.model.get("lora_dropout", 0) or 0) > 0
+    ):
+        notes.append("lora_dropout > 0 keeps a dropout mask per adapter, not counted here.")
+    return notes
+
+
+def render_table(plan: MemoryPlan) -> str:
+    """The plan as a plain-text table for the terminal."""
+    ranks = plan.nodes * plan.gpus_per_node
+    head = [
+        f"Memory plan: {plan.config or 'config'} ({plan.method}, {plan.params / 1e9:.2f}B params, "
+        f"{plan.trainable_params / 1e6:.1f}M trainable)",
+        f"Cluster: {plan.nodes} node(s) x {plan.gpus_per_node} {plan.device.name} = {ranks} "
+        f"rank(s), {plan.sharding.upper()} shard group {plan.shard_size}",
+        f"Per rank: batch {plan.batch_size} x {plan.seq_len} tokens ({plan.seq_len_source}), "
+        f"{plan.dtype}",
+        "",
+    ]
+    width = max(len(r.name) for r in plan.rows) + 2
+    lines = [f"{'component':<{width}}{'no AC GiB':>11}{'AC GiB':>10}  note"]
+    lines.append("-" * (width + 21 + 28))
+    for r in plan.rows:
+        lines.append(f"{r.name:<{width}}{_gib(r.without_ac):>11}{_gib(r.with_ac):>10}  {r.note}")
+    lines.append("-" * (width + 21 + 28))
+    cap = plan.device.capacity_bytes
+    lines.append(f"{'total':<{width}}{_gib(plan.total(False)):>11}{_gib(plan.total(True)):>10}")
+    lines.append(f"{'GPU capacity':<{width}}{_gib(cap):>11}{_gib(cap):>10}")
+    usable = plan.usable_bytes
+    lines.append(f"{'usable (90%)':<{width}}{_gib(usable):>11}{_gib(usable):>10}")
+    yes = {True: "yes", False: "NO"}
+    lines.append(f"{'fits':<{width}}{yes[plan.fits(False)]:>11}{yes[plan.fits(True)]:>10}")
+    ac = "on" if plan.config_uses_ac else "off"
+    verdict = "fits" if plan.fits() else "DOES NOT FIT"
+    tail = ["", f"With the config's activation checkpointing ({ac}): {verdict}."]
+    if not plan.fits() and plan.fits(not plan.config_uses_ac):
+        tail.append(f"It fits with enable_activation_checkpointing={not plan.config_uses_ac}.")
+    tail += [f"Note: {n}" for n in plan.notes]
+    tail.append("Fits = total <= 90% of capacity (headroom: CUDA context, fragmentation, NCCL).")
+    return "\n".join(head + lines + tail)
+
+
+def _gib(n: int) -> str:
+    return f"{n / GIB:.2f}"
