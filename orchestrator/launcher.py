@@ -60,6 +60,7 @@ class RaySession:
     """The recipe's session inside a Ray Train worker."""
 
     def __init__(self) -> None:
+        import ray
         import ray.train
         import ray.train.torch
 
@@ -67,6 +68,7 @@ class RaySession:
         self.rank = context.get_world_rank()
         self.world_size = context.get_world_size()
         self.device = ray.train.torch.get_device()
+        self.node_id = ray.get_runtime_context().get_node_id()
 
     def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None = None) -> None:
         """Report through ``ray.train.report``; Ray keeps the checkpoint in run storage."""

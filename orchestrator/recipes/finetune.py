@@ -101,7 +101,8 @@ def finetune(config: dict | DictConfig, session: Session) -> dict[str, Any]:
     if cfg.get("enable_activation_checkpointing", False):
         apply_activation_checkpointing(model)
     if distributed:
-        shard_decoder(model, param_dtype=dtype if on_gpu else None)
+        mesh = _device_mesh(device, session.world_size, session.node_id)
+        shard_decoder(model, mesh=mesh, param_dtype=dtype if on_gpu else None)
     materialize(model, device)
     checkpointer = instantiate(cfg.checkpointer)
     _load_base_weights(model, checkpointer)
@@ -194,6 +195,27 @@ def finetune(config: dict | DictConfig, session: Session) -> dict[str, Any]:
 
     _write_outputs(cfg, model, checkpointer, session.rank, is_lora)
     return metrics
+
+
+def _device_mesh(device: torch.device, world_size: int, node_id: str):
+    """A 2-D ``(replicate, shard)`` mesh when the job spans nodes evenly, else None (FSDP).
+
+    HSDP shards within a node, where bandwidth is high, and replicates across nodes. Every
+    rank must agree, so the layout comes from all ranks' node ids: nodes must hold equal
+    numbers of ranks with consecutive world ranks (Ray Train groups ranks by node).
+    """
+    from torch.distributed.device_mesh import init_device_mesh
+
+    nodes: list[str] = [""] * world_size
+    dist.all_gather_object(nodes, node_id)
+    hosts = list(dict.fromkeys(nodes))
+    per_node = world_size // len(hosts)
+    contiguous = nodes == [h for h in hosts for _ in range(per_node)]
+    if len(hosts) == 1 or not contiguous:
+        return None
+    return init_device_mesh(
+        device.type, (len(hosts), per_node), mesh_dim_names=("replicate", "shard")
+    )
 
 
 def _load_base_weights(model, checkpointer) -> None:

@@ -19,6 +19,7 @@ class Session(Protocol):
     rank: int
     world_size: int
     device: torch.device
+    node_id: str  # ranks with the same node_id share a machine (for HSDP meshes)
 
     def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None = None) -> None:
         """Report one step's metrics, with a checkpoint directory to keep if given."""
@@ -40,6 +41,7 @@ class LocalSession:
     keep: int = 2
     rank: int = 0
     world_size: int = 1
+    node_id: str = "local"
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     reports: list[dict[str, Any]] = field(default_factory=list)
 
