@@ -128,6 +128,7 @@ class TransformerDecoder(nn.Module):
         *,
         mask: torch.Tensor | None = None,
         input_pos: torch.Tensor | None = None,
+        output_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Logits ``[batch, seq, vocab_size]`` for ``tokens`` of shape ``[batch, seq]``.
 
@@ -135,5 +136,10 @@ class TransformerDecoder(nn.Module):
             tokens: Token ids.
             mask: Optional boolean ``[batch, seq, seq]`` attention mask (True = attend).
             input_pos: Optional ``[batch, seq]`` positions, e.g. per document when packed.
+            output_mask: Optional boolean ``[batch, seq]``: compute logits only where True
+                and return them as ``[n_true, vocab_size]``. Fine-tuning needs no logits
+                for prompt or padding positions, and the vocabulary projection is often
+                the largest matmul of the model.
         """
-        return self.project(self.hidden_states(tokens, mask=mask, input_pos=input_pos))
+        h = self.hidden_states(tokens, mask=mask, input_pos=input_pos)
+        return self.project(h if output_mask is None else h[output_mask])

@@ -280,7 +280,8 @@ def _accumulate(model, loss_fn, micro_batches, device, world_size) -> tuple[floa
         tokens = batch["tokens"].to(device)
         input_tokens += tokens.numel()
         kwargs = {k: batch[k].to(device) for k in ("mask", "input_pos") if k in batch}
-        loss = loss_fn(model(tokens, **kwargs), label)
+        scored = label != IGNORE_INDEX  # logits only where a label takes loss
+        loss = loss_fn(model(tokens, output_mask=scored, **kwargs), label[scored])
         (loss * world_size / global_tokens.clamp(min=1)).backward()
         total += loss.detach().float().cpu()
     return (_all_reduce(total) / global_tokens.clamp(min=1)).item(), input_tokens * world_size

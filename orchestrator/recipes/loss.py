@@ -27,11 +27,17 @@ class CEWithChunkedOutputLoss:
         self.ignore_index = ignore_index
 
     def __call__(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Summed loss of ``logits [b, s, v]`` against ``labels [b, s]`` (already shifted)."""
+        """Summed loss of ``logits`` against ``labels`` (already shifted).
+
+        Args:
+            logits: ``[b, s, v]``, or ``[n, v]`` for logits of selected positions only.
+            labels: ``[b, s]``, or ``[n]`` to match.
+        """
+        dim = logits.dim() - 2  # the sequence (or selected-position) dimension
         total = logits.new_zeros((), dtype=torch.float32)
         for logit_chunk, label_chunk in zip(
-            logits.chunk(self.num_output_chunks, dim=1),
-            labels.chunk(self.num_output_chunks, dim=1),
+            logits.chunk(self.num_output_chunks, dim=dim),
+            labels.chunk(self.num_output_chunks, dim=dim),
             strict=True,
         ):
             total = total + F.cross_entropy(

@@ -107,3 +107,16 @@ def test_gemma_rejects_lora_on_tied_output():
         lora_gemma(["q_proj"], apply_lora_to_output=True, **sizes)
     model = gemma(**sizes)
     assert model.output is None and "output.weight" not in model.state_dict()
+
+
+def test_output_mask_computes_only_the_selected_logits():
+    torch.manual_seed(0)
+    model = llama3(**TINY)
+    tokens = torch.randint(0, 64, (2, 8))
+    keep = torch.zeros(2, 8, dtype=torch.bool)
+    keep[0, 3:] = True
+    keep[1, 6] = True
+    full = model(tokens)
+    selected = model(tokens, output_mask=keep)
+    assert selected.shape == (6, 64)
+    torch.testing.assert_close(selected, full[keep])
