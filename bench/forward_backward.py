@@ -4,7 +4,7 @@ Both models have identical sizes and identical weights (ours is loaded from the
 transformers model through the production key map), run in float32 on the CPU with the
 same batch, and are timed alternately so machine noise hits both alike.
 
-    python bench/forward_backward.py [--layers 4 --dim 512 --seq 512 --batch 4 --iters 6]
+    python -m bench.forward_backward [--layers 4 --dim 512 --seq 512 --batch 4 --iters 6]
 """
 
 import argparse
@@ -14,7 +14,7 @@ import time
 import torch
 import transformers
 
-from modeling.convert import HeadDims, KeyMapper
+from bench.small_llama import add_size_args, hf_model, our_state_dict, sizes
 from modeling.llama3 import llama3
 
 
@@ -29,30 +29,13 @@ def step_time(model, tokens, hf: bool) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--dim", type=int, default=512)
-    parser.add_argument("--heads", type=int, default=8)
-    parser.add_argument("--kv-heads", type=int, default=2)
-    parser.add_argument("--vocab", type=int, default=16_384)
-    parser.add_argument("--seq", type=int, default=512)
-    parser.add_argument("--batch", type=int, default=4)
+    add_size_args(parser)
     parser.add_argument("--iters", type=int, default=6)
     args = parser.parse_args()
 
-    intermediate = args.dim * 8 // 3 // 64 * 64
-    config = transformers.LlamaConfig(
-        vocab_size=args.vocab, hidden_size=args.dim, intermediate_size=intermediate,
-        num_hidden_layers=args.layers, num_attention_heads=args.heads,
-        num_key_value_heads=args.kv_heads, max_position_embeddings=args.seq,
-        rope_theta=500_000.0, rms_norm_eps=1e-5, attn_implementation="sdpa",
-    )
-    torch.manual_seed(0)
-    theirs = transformers.LlamaForCausalLM(config).float().train()
-    ours = llama3(vocab_size=args.vocab, num_layers=args.layers, num_heads=args.heads,
-                  num_kv_heads=args.kv_heads, embed_dim=args.dim, intermediate_dim=intermediate,
-                  max_seq_len=args.seq).train()
-    mapper = KeyMapper("llama3", HeadDims.from_hf_config(config.to_dict()))
-    ours.load_state_dict(mapper.convert_from_hf(theirs.state_dict().items()))
+    theirs = hf_model(args).train()
+    ours = llama3(**sizes(args)).train()
+    ours.load_state_dict(our_state_dict(theirs))
     tokens = torch.randint(0, args.vocab, (args.batch, args.seq))
 
     times = {"ours": [], "transformers": []}
@@ -64,9 +47,11 @@ def main() -> None:
     tokens_per_step = args.batch * args.seq
     rates = {name: tokens_per_step / statistics.median(t) for name, t in times.items()}
     params = sum(p.numel() for p in ours.parameters())
-    print(f"llama3 {params / 1e6:.1f}M params, batch {args.batch} x seq {args.seq}, "
-          f"float32, {torch.get_num_threads()} threads, torch {torch.__version__}, "
-          f"transformers {transformers.__version__}")
+    print(
+        f"llama3 {params / 1e6:.1f}M params, batch {args.batch} x seq {args.seq}, "
+        f"float32, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+        f"transformers {transformers.__version__}"
+    )
     for name, rate in rates.items():
         print(f"{name:>13}: {rate:8.0f} tokens/s (median of {args.iters})")
     print(f"ratio ours/transformers: {rates['ours'] / rates['transformers']:.2f}")

@@ -10,7 +10,7 @@ Llama 3's ``tokenizer.json``. Both encode the other half of the standard library
 long string and then file by file, single-threaded, timed alternately (median of
 ``--repeats``); the ids are checked identical before anything is timed.
 
-    python bench/tokenizer_throughput.py [--merges 16384 --train-mb 8 --bench-mb 4 --repeats 5]
+    python -m bench.tokenizer_throughput [--merges 16384 --train-mb 8 --bench-mb 4 --repeats 5]
 """
 
 import argparse

@@ -30,6 +30,8 @@ import time
 
 import torch
 
+from bench.small_llama import add_size_args, hf_model, our_state_dict, sizes
+
 
 def peak_matmul_flops(n: int = 2048, repeats: int = 5) -> float:
     a, b = torch.randn(n, n), torch.randn(n, n)
@@ -42,37 +44,6 @@ def _timed(fn) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
-
-
-def sizes(args) -> dict:
-    return dict(
-        vocab_size=args.vocab,
-        num_layers=args.layers,
-        num_heads=args.heads,
-        num_kv_heads=args.kv_heads,
-        embed_dim=args.dim,
-        intermediate_dim=args.dim * 8 // 3 // 64 * 64,
-        max_seq_len=args.seq,
-    )
-
-
-def hf_model(args):
-    import transformers
-
-    s = sizes(args)
-    config = transformers.LlamaConfig(
-        vocab_size=s["vocab_size"],
-        hidden_size=s["embed_dim"],
-        intermediate_size=s["intermediate_dim"],
-        num_hidden_layers=s["num_layers"],
-        num_attention_heads=s["num_heads"],
-        num_key_value_heads=s["num_kv_heads"],
-        max_position_embeddings=s["max_seq_len"],
-        rope_theta=500_000.0,
-        attn_implementation="sdpa",
-    )
-    torch.manual_seed(0)
-    return transformers.LlamaForCausalLM(config).float()
 
 
 def batches(args) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -88,16 +59,12 @@ def batches(args) -> list[tuple[torch.Tensor, torch.Tensor]]:
 
 
 def run_ours(args) -> dict:
-    from modeling.convert import HeadDims, KeyMapper
     from modeling.llama3 import lora_llama3
     from modeling.peft import get_adapter_params, set_trainable_params
     from orchestrator.recipes.finetune import _accumulate
     from orchestrator.recipes.loss import CEWithChunkedOutputLoss
 
-    reference = hf_model(args)
-    mapper = KeyMapper("llama3", HeadDims.from_hf_config(reference.config.to_dict()))
-    state = mapper.convert_from_hf(reference.state_dict().items())
-    del reference
+    state = our_state_dict(hf_model(args))
     model = lora_llama3(["q_proj", "v_proj"], lora_rank=8, lora_alpha=16, **sizes(args))
     model.load_state_dict(state, strict=False)
     del state
@@ -152,13 +119,7 @@ def _summary(model, times, args) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--dim", type=int, default=512)
-    parser.add_argument("--heads", type=int, default=8)
-    parser.add_argument("--kv-heads", type=int, default=2)
-    parser.add_argument("--vocab", type=int, default=16_384)
-    parser.add_argument("--seq", type=int, default=512)
-    parser.add_argument("--batch", type=int, default=4)
+    add_size_args(parser)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--prompt-fraction", type=float, default=0.5)
     parser.add_argument("--side", choices=["ours", "theirs"], help=argparse.SUPPRESS)

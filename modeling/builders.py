@@ -65,6 +65,31 @@ class LoRASpec:
     use_dora: bool = False
 
 
+_SIZE_ARGS = (
+    "vocab_size",
+    "num_layers",
+    "num_heads",
+    "num_kv_heads",
+    "embed_dim",
+    "max_seq_len",
+    "intermediate_dim",
+    "head_dim",
+    "attn_dropout",
+    "norm_eps",
+    "rope_base",
+    "rope_scaling",
+)
+_LORA_OPTIONS = (
+    "apply_lora_to_mlp",
+    "apply_lora_to_output",
+    "lora_rank",
+    "lora_alpha",
+    "lora_dropout",
+    "quantize_base",
+    "use_dora",
+)
+
+
 def llama_intermediate_dim(
     embed_dim: int,
     multiple_of: int = 256,
@@ -329,6 +354,7 @@ def family_builders(
     """
 
     def spec(
+        *,
         vocab_size,
         num_layers,
         num_heads,
@@ -380,22 +406,8 @@ def family_builders(
         rope_base: float = default_base,
         rope_scaling: RopeScaling | None = None,
     ) -> TransformerDecoder:
-        return build_decoder(
-            spec(
-                vocab_size,
-                num_layers,
-                num_heads,
-                num_kv_heads,
-                embed_dim,
-                max_seq_len,
-                intermediate_dim,
-                head_dim,
-                attn_dropout,
-                norm_eps,
-                rope_base,
-                rope_scaling,
-            )
-        )
+        args = locals()  # includes closure variables: pick the size keywords
+        return build_decoder(spec(**{name: args[name] for name in _SIZE_ARGS}))
 
     def lora(
         lora_attn_modules: list[str],
@@ -420,33 +432,14 @@ def family_builders(
         quantize_base: bool = False,
         use_dora: bool = False,
     ) -> TransformerDecoder:
+        args = locals()
         lora_spec = LoRASpec(
             lora_attn_modules=tuple(lora_attn_modules)
             if isinstance(lora_attn_modules, list | tuple)
             else lora_attn_modules,
-            apply_lora_to_mlp=apply_lora_to_mlp,
-            apply_lora_to_output=apply_lora_to_output,
-            lora_rank=lora_rank,
-            lora_alpha=lora_alpha,
-            lora_dropout=lora_dropout,
-            quantize_base=quantize_base,
-            use_dora=use_dora,
+            **{name: args[name] for name in _LORA_OPTIONS},
         )
-        decoder = spec(
-            vocab_size,
-            num_layers,
-            num_heads,
-            num_kv_heads,
-            embed_dim,
-            max_seq_len,
-            intermediate_dim,
-            head_dim,
-            attn_dropout,
-            norm_eps,
-            rope_base,
-            rope_scaling,
-        )
-        return build_decoder(decoder, lora_spec)
+        return build_decoder(spec(**{name: args[name] for name in _SIZE_ARGS}), lora_spec)
 
     base.__doc__ = f"""A {title} decoder of any size.
 
