@@ -5,7 +5,14 @@ from typing import Annotated
 import typer
 
 from orchestrator.commands.cluster_errors import cluster_errors
-from orchestrator.commands.run import ConfigOption, Overrides
+from orchestrator.commands.options import (
+    ConfigOption,
+    GpusPerWorker,
+    NumWorkers,
+    Overrides,
+    Recipe,
+    Storage,
+)
 
 jobs_app = typer.Typer(
     help="Follow and stop jobs submitted with `tune submit`.", no_args_is_help=True
@@ -23,19 +30,13 @@ JobId = Annotated[str, typer.Argument(help="The job id `tune submit` printed.")]
 
 
 def submit(
-    recipe: Annotated[str, typer.Argument(help="lora_finetune or full_finetune (or torchtune's).")],
+    recipe: Recipe,
     config: ConfigOption,
     overrides: Overrides = None,
     address: Address = None,
-    num_workers: Annotated[
-        int | None, typer.Option("--num-workers", min=1, help="Ray Train workers.")
-    ] = None,
-    gpus_per_worker: Annotated[
-        float | None, typer.Option("--gpus-per-worker", min=0, help="GPUs per worker.")
-    ] = None,
-    storage: Annotated[
-        str | None, typer.Option("--storage", help="Checkpoint storage all nodes share.")
-    ] = None,
+    num_workers: NumWorkers = None,
+    gpus_per_worker: GpusPerWorker = None,
+    storage: Storage = None,
     hf_token: Annotated[
         str | None,
         typer.Option("--hf-token", help="Hugging Face token (default $HF_TOKEN); a job env var."),

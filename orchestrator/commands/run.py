@@ -7,31 +7,26 @@ from typing import Annotated
 import typer
 
 from orchestrator.commands.errors import user_errors
-
-ConfigOption = Annotated[
-    str, typer.Option("--config", "-c", help="Built-in config (e.g. llama3/8B_lora) or YAML.")
-]
-Overrides = Annotated[
-    list[str] | None, typer.Argument(help="Config overrides: key=value, ~key, +key=value.")
-]
+from orchestrator.commands.options import (
+    ConfigOption,
+    GpusPerWorker,
+    NumWorkers,
+    Overrides,
+    Recipe,
+    Storage,
+)
 
 
 def run(
-    recipe: Annotated[str, typer.Argument(help="lora_finetune or full_finetune (or torchtune's).")],
+    recipe: Recipe,
     config: ConfigOption,
     overrides: Overrides = None,
-    num_workers: Annotated[
-        int | None, typer.Option("--num-workers", min=1, help="Ray Train workers.")
-    ] = None,
-    gpus_per_worker: Annotated[
-        float | None, typer.Option("--gpus-per-worker", min=0, help="GPUs per worker.")
-    ] = None,
+    num_workers: NumWorkers = None,
+    gpus_per_worker: GpusPerWorker = None,
     address: Annotated[
         str | None, typer.Option("--address", help="Existing Ray cluster (default: local).")
     ] = None,
-    storage: Annotated[
-        str | None, typer.Option("--storage", help="Checkpoint storage path or URI.")
-    ] = None,
+    storage: Storage = None,
 ) -> None:
     """Fine-tune with RECIPE and CONFIG on a Ray cluster (a local one by default)."""
     from orchestrator.launcher import LaunchOptions, launch
