@@ -4,6 +4,7 @@ from modeling.peft.adapters import (
     ADAPTER_SUFFIXES,
     get_adapter_params,
     get_merged_state_dict,
+    merge_state_dict,
     set_trainable_params,
 )
 from modeling.peft.lora import FrozenNF4Linear, LoRALinear
@@ -16,5 +17,6 @@ __all__ = [
     "NF4Weight",
     "get_adapter_params",
     "get_merged_state_dict",
+    "merge_state_dict",
     "set_trainable_params",
 ]

@@ -28,12 +28,23 @@ def get_merged_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     enabled) under its ``weight`` key; adapter keys are dropped. The result loads into the
     matching non-LoRA builder with ``strict=True``.
     """
-    merged = {
-        key: value
-        for key, value in model.state_dict().items()
-        if not key.endswith(ADAPTER_SUFFIXES)
-    }
+    with torch.no_grad():
+        return merge_state_dict(model.state_dict(), model)
+
+
+def merge_state_dict(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """Merge the adapters of a LoRA ``state`` dict, taking ranks and scales from ``model``.
+
+    ``state`` holds full tensors (e.g. gathered from FSDP shards) while ``model`` may be
+    sharded: only its :class:`LoRALinear` settings are read.
+    """
+    merged = {key: value for key, value in state.items() if not key.endswith(ADAPTER_SUFFIXES)}
     for name, module in model.named_modules():
         if isinstance(module, LoRALinear):
-            merged[f"{name}.weight"] = module.merged_weight()
+            merged[f"{name}.weight"] = module.merge(
+                state[f"{name}.weight"],
+                state[f"{name}.lora_a.weight"],
+                state[f"{name}.lora_b.weight"],
+                state.get(f"{name}.magnitude"),
+            )
     return merged

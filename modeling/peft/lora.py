@@ -91,11 +91,23 @@ class LoRALinear(nn.Module):
     def merged_weight(self) -> torch.Tensor:
         """The dense weight a plain linear needs to compute exactly what this layer does."""
         with torch.no_grad():
-            weight = self.base_weight()
-            adapted = weight + self.delta_weight().to(weight.dtype)
-            if self.use_dora:
-                adapted = adapted * (self.magnitude / self._adapted_row_norm())[:, None]
-            return adapted
+            return self.merge(
+                self.base_weight(), self.lora_a.weight, self.lora_b.weight, self.magnitude
+            )
+
+    def merge(
+        self,
+        weight: torch.Tensor,
+        lora_a: torch.Tensor,
+        lora_b: torch.Tensor,
+        magnitude: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``W + (alpha / rank) B A``, DoRA-rescaled row by row, for given (full) tensors."""
+        adapted = weight + (self.scaling * (lora_b @ lora_a)).to(weight.dtype)
+        if self.use_dora:
+            norm = torch.linalg.vector_norm(adapted, dim=1)
+            adapted = adapted * (magnitude / norm).to(weight.dtype)[:, None]
+        return adapted
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Base projection plus the scaled low-rank update (DoRA-rescaled if enabled)."""

@@ -20,8 +20,16 @@ import torch.distributed as dist
 from omegaconf import DictConfig, OmegaConf
 from torch.distributed.tensor import DTensor
 
-from modeling.checkpointing import merge_adapter
-from modeling.peft import LoRALinear, get_adapter_params, set_trainable_params
+from modeling.checkpointing import FullModelHFCheckpointer, merge_adapter
+from modeling.checkpointing.hf_checkpointer import save_adapter
+from modeling.convert import HeadDims, KeyMapper
+from modeling.peft import (
+    ADAPTER_SUFFIXES,
+    LoRALinear,
+    get_adapter_params,
+    merge_state_dict,
+    set_trainable_params,
+)
 from modeling.sharding import (
     apply_activation_checkpointing,
     assert_nothing_on_meta,
@@ -327,13 +335,20 @@ def _rank() -> int:
 
 
 def _write_outputs(cfg: DictConfig, model, checkpointer, rank: int, is_lora: bool) -> None:
-    """Rank 0 writes ``adapter/`` (LoRA) and ``merged/``; every rank joins the gathers."""
+    """Rank 0 writes ``adapter/`` (LoRA) and ``merged/``; every rank joins the gathers.
+
+    From a Hugging Face base, LoRA runs gather only the adapters and merge them into the
+    base files shard by shard (``tune merge``). Full fine-tunes, and Meta-format bases
+    (whose merged output is Meta's one-file format), gather the whole state dict on rank 0.
+    """
     output_dir = Path(cfg.output_dir)
-    if is_lora:
+    hf_base = isinstance(checkpointer, FullModelHFCheckpointer)
+    if is_lora and hf_base:
         adapters = {k: _full(v) for k, v in get_adapter_params(model).items()}
         if rank == 0:
-            lora_config = {k: v for k, v in _lora_config(cfg, model).items()}
-            checkpointer.save_checkpoint(None, adapter_weights=adapters, adapter_config=lora_config)
+            checkpointer.save_checkpoint(
+                None, adapter_weights=adapters, adapter_config=_lora_config(cfg, model)
+            )
             merge_adapter(
                 checkpointer.checkpoint_dir,
                 output_dir / ADAPTER_DIR,
@@ -342,8 +357,20 @@ def _write_outputs(cfg: DictConfig, model, checkpointer, rank: int, is_lora: boo
             )
     else:
         state = {k: _full(v) for k, v in model.state_dict().items()}
-        if rank == 0:
+        if rank == 0 and is_lora:
+            attn = model.layers[0].attn
+            mapper = KeyMapper(
+                checkpointer.model_type, HeadDims(attn.num_heads, attn.num_kv_heads, attn.head_dim)
+            )
+            adapters = {k: v for k, v in state.items() if k.endswith(ADAPTER_SUFFIXES)}
+            save_adapter(
+                output_dir, adapters, _lora_config(cfg, model), mapper, checkpointer.checkpoint_dir
+            )
+            state = merge_state_dict(state, model)
+        if rank == 0 and hf_base:
             checkpointer.save_checkpoint(state, max_shard_size=cfg.get("max_shard_size", "5GB"))
+        elif rank == 0:
+            checkpointer.save_checkpoint(state)
     if rank == 0:
         plot_loss_curve(output_dir / "metrics.jsonl", output_dir / LOSS_CURVE_FILE)
     if dist.is_available() and dist.is_initialized():

@@ -119,3 +119,38 @@ def test_nan_loss_stops_and_names_the_step(assets, tmp_path):
     with pytest.raises(NonFiniteLossError, match=r"Loss is (nan|inf) at step [2-8]"):
         finetune(cfg, LocalSession(checkpoint_root=tmp_path / "ckpt"))
     assert not (tmp_path / "nan" / "merged").exists()
+
+
+def test_meta_base_gives_the_same_adapter_and_a_meta_merged_model(assets, tmp_path):
+    from modeling.checkpointing import FullModelHFCheckpointer, FullModelMetaCheckpointer
+    from modeling.convert.meta import MetaKeyMapper
+
+    hf = demo_config(assets, tmp_path / "hf")  # also makes sure the assets exist
+    base = FullModelHFCheckpointer(assets / "model", model_type="llama3").load_checkpoint()
+    meta_dir = tmp_path / "meta"
+    meta_dir.mkdir()
+    mapper = MetaKeyMapper("llama3")
+    torch.save(
+        dict(mapper.to_meta(k, v) for k, v in base.items()), meta_dir / "consolidated.00.pth"
+    )
+    (meta_dir / "params.json").write_text(json.dumps({"dim": 64, "n_layers": 1, "n_heads": 4}))
+    meta = demo_config(
+        assets,
+        tmp_path / "meta-out",
+        "checkpointer._component_=modeling.checkpointing.FullModelMetaCheckpointer",
+        f"checkpointer.checkpoint_dir={meta_dir}",
+    )
+    finetune(hf, LocalSession(checkpoint_root=tmp_path / "c1"))
+    finetune(meta, LocalSession(checkpoint_root=tmp_path / "c2"))
+
+    from_hf = FullModelHFCheckpointer(tmp_path / "hf" / "merged", model_type="llama3")
+    from_meta = FullModelMetaCheckpointer(tmp_path / "meta-out" / "merged", model_type="llama3")
+    expected, actual = from_hf.load_checkpoint(), from_meta.load_checkpoint()
+    assert expected.keys() == actual.keys()
+    for key in expected:
+        torch.testing.assert_close(actual[key], expected[key], atol=1e-6, rtol=1e-5)
+    a = load_file(tmp_path / "hf" / "adapter" / "adapter_model.safetensors")
+    b = load_file(tmp_path / "meta-out" / "adapter" / "adapter_model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], atol=1e-6, rtol=0)
