@@ -162,8 +162,8 @@ class JobHandle:
                 outputs are not visible from this machine.
         """
         from orchestrator.launcher import FinetuneResult
-        from orchestrator.recipes.finetune import ADAPTER_DIR, MERGED_DIR
         from orchestrator.recipes.metrics import METRICS_FILE, read_metrics
+        from orchestrator.recipes.outputs import ADAPTER_DIR, MERGED_DIR
 
         status = self.wait(timeout)
         if status != "SUCCEEDED":

@@ -16,8 +16,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from orchestrator.recipes.finetune import ADAPTER_DIR, MERGED_DIR
 from orchestrator.recipes.metrics import METRICS_FILE, follow_metrics, format_progress, read_metrics
+from orchestrator.recipes.outputs import ADAPTER_DIR, MERGED_DIR
 
 RECIPES = ("full_finetune", "lora_finetune")
 COMPLETE_MARKER = ".tunefleet-complete"

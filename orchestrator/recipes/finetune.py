@@ -20,16 +20,7 @@ import torch.distributed as dist
 from omegaconf import DictConfig, OmegaConf
 from torch.distributed.tensor import DTensor
 
-from modeling.checkpointing import FullModelHFCheckpointer, merge_adapter
-from modeling.checkpointing.hf_checkpointer import save_adapter
-from modeling.convert import HeadDims, KeyMapper
-from modeling.peft import (
-    ADAPTER_SUFFIXES,
-    LoRALinear,
-    get_adapter_params,
-    merge_state_dict,
-    set_trainable_params,
-)
+from modeling.peft import get_adapter_params, set_trainable_params
 from modeling.sharding import (
     apply_activation_checkpointing,
     assert_nothing_on_meta,
@@ -41,21 +32,10 @@ from modeling.sharding import (
 from orchestrator.datasets import ShardedSampler, StatefulDataLoader
 from orchestrator.datasets.collate import padded_collate_packed, padded_collate_sft
 from orchestrator.recipes.loss import IGNORE_INDEX, shift_labels
-from orchestrator.recipes.metrics import LOSS_CURVE_FILE, MetricLogger, plot_loss_curve
+from orchestrator.recipes.metrics import MetricLogger
+from orchestrator.recipes.outputs import write_outputs
 from orchestrator.recipes.session import Session
 from orchestrator.recipes.train_state import load_train_state, save_train_state
-
-ADAPTER_DIR, MERGED_DIR = "adapter", "merged"
-LORA_KEYS = (
-    "lora_attn_modules",
-    "apply_lora_to_mlp",
-    "apply_lora_to_output",
-    "lora_rank",
-    "lora_alpha",
-    "lora_dropout",
-    "quantize_base",
-    "use_dora",
-)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -201,7 +181,7 @@ def finetune(config: dict | DictConfig, session: Session) -> dict[str, Any]:
             extra = {"step": step, "scheduler": scheduler.state_dict(), "data": loader.state_dict()}
             _report_checkpoint(session, metrics, model, optimizer, extra, is_lora)
 
-    _write_outputs(cfg, model, checkpointer, session.rank, is_lora)
+    write_outputs(cfg, model, checkpointer, session.rank, is_lora)
     return metrics
 
 
@@ -332,64 +312,3 @@ def _report_checkpoint(session, metrics, model, optimizer, extra, is_lora) -> No
 
 def _rank() -> int:
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-
-
-def _write_outputs(cfg: DictConfig, model, checkpointer, rank: int, is_lora: bool) -> None:
-    """Rank 0 writes ``adapter/`` (LoRA) and ``merged/``; every rank joins the gathers.
-
-    From a Hugging Face base, LoRA runs gather only the adapters and merge them into the
-    base files shard by shard (``tune merge``). Full fine-tunes, and Meta-format bases
-    (whose merged output is Meta's one-file format), gather the whole state dict on rank 0.
-    """
-    output_dir = Path(cfg.output_dir)
-    hf_base = isinstance(checkpointer, FullModelHFCheckpointer)
-    if is_lora and hf_base:
-        adapters = {k: _full(v) for k, v in get_adapter_params(model).items()}
-        if rank == 0:
-            checkpointer.save_checkpoint(
-                None, adapter_weights=adapters, adapter_config=_lora_config(cfg, model)
-            )
-            merge_adapter(
-                checkpointer.checkpoint_dir,
-                output_dir / ADAPTER_DIR,
-                output_dir / MERGED_DIR,
-                max_shard_size=cfg.get("max_shard_size"),
-            )
-    else:
-        state = {k: _full(v) for k, v in model.state_dict().items()}
-        if rank == 0 and is_lora:
-            attn = model.layers[0].attn
-            mapper = KeyMapper(
-                checkpointer.model_type, HeadDims(attn.num_heads, attn.num_kv_heads, attn.head_dim)
-            )
-            adapters = {k: v for k, v in state.items() if k.endswith(ADAPTER_SUFFIXES)}
-            save_adapter(
-                output_dir, adapters, _lora_config(cfg, model), mapper, checkpointer.checkpoint_dir
-            )
-            state = merge_state_dict(state, model)
-        if rank == 0 and hf_base:
-            checkpointer.save_checkpoint(state, max_shard_size=cfg.get("max_shard_size", "5GB"))
-        elif rank == 0:
-            checkpointer.save_checkpoint(state)
-    if rank == 0:
-        plot_loss_curve(output_dir / "metrics.jsonl", output_dir / LOSS_CURVE_FILE)
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-
-
-def _full(tensor: torch.Tensor) -> torch.Tensor:
-    """The whole tensor on the CPU, gathering FSDP shards (a collective on every rank)."""
-    if isinstance(tensor, DTensor):
-        tensor = tensor.full_tensor()
-    return tensor.detach().cpu()
-
-
-def _lora_config(cfg: DictConfig, model) -> dict[str, Any]:
-    """The LoRA keywords the model was built with (its builder's defaults filled in)."""
-    layer = next(m for m in model.modules() if isinstance(m, LoRALinear))
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    found = {k: model_cfg[k] for k in LORA_KEYS if k in model_cfg}
-    found.setdefault("lora_rank", layer.rank)
-    found.setdefault("lora_alpha", layer.alpha)
-    found.setdefault("use_dora", layer.use_dora)
-    return found
