@@ -95,7 +95,7 @@ def plan_memory(
     nodes: int,
     gpus_per_node: int,
     gpu: str = "h100-80gb",
-    sharding: str = "fsdp",
+    sharding: str | None = None,
     seq_len: int | None = None,
     config_name: str = "",
 ) -> MemoryPlan:
@@ -106,7 +106,9 @@ def plan_memory(
         nodes: Nodes in the cluster.
         gpus_per_node: GPUs (ranks) per node.
         gpu: Accelerator name (see :mod:`clusters.gpus`), or ``cpu``.
-        sharding: ``fsdp`` (shard over all ranks) or ``hsdp`` (shard within a node).
+        sharding: ``fsdp`` (shard over all ranks) or ``hsdp`` (shard within a node,
+            replicate across nodes); by default what the recipe does: HSDP when the job
+            spans several nodes, FSDP on one.
         seq_len: Padded tokens per sample; the longest the config allows when None.
         config_name: Shown in the table.
 
@@ -117,6 +119,8 @@ def plan_memory(
     for name, value in (("--nodes", nodes), ("--gpus-per-node", gpus_per_node)):
         if value < 1:
             raise ValueError(f"{name} must be at least 1, got {value}")
+    if sharding is None:
+        sharding = "hsdp" if nodes > 1 else "fsdp"
     if sharding not in SHARDINGS:
         raise ValueError(f"--sharding must be one of {', '.join(SHARDINGS)}, got {sharding!r}")
     dtype_name = str(cfg.get("dtype", "bf16"))
@@ -239,10 +243,6 @@ def _notes(cfg, model: ModelCensus, plan: MemoryPlan) -> list[str]:
     short = str(cfg.get("optimizer", {}).get("_component_", "")).rsplit(".", 1)[-1]
     if short and short not in (*OPTIMIZER_STATES, "SGD"):
         notes.append(f"Optimizer {short}: assumed to keep 2 states per trainable parameter.")
-    if plan.sharding == "hsdp":
-        notes.append(
-            "HSDP: the recipe currently shards over all ranks (FSDP); this shows HSDP's cost."
-        )
     if plan.seq_len_source.startswith("the model"):
         notes.append("Pass --seq-len (your longest sample) or tokenizer.max_seq_len to plan less.")
     if (

@@ -33,8 +33,13 @@ def plan(
         ),
     ] = "h100-80gb",
     sharding: Annotated[
-        str, typer.Option("--sharding", help="fsdp (all ranks) or hsdp (shard within a node).")
-    ] = "fsdp",
+        str | None,
+        typer.Option(
+            "--sharding",
+            help="fsdp (all ranks) or hsdp (shard within a node); default: as the recipe "
+            "runs, hsdp on several nodes, fsdp on one.",
+        ),
+    ] = None,
     seq_len: Annotated[
         int | None,
         typer.Option("--seq-len", help="Padded tokens per sample (default: the config's max)."),

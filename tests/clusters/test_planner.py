@@ -76,9 +76,10 @@ def test_activation_checkpointing_and_qlora_change_what_they_should():
 def test_sharding_divides_params_but_not_nf4_buffers():
     cfg = load_config("llama3/8B_qlora")
     one = plan_memory(cfg, nodes=1, gpus_per_node=1)
-    fsdp = plan_memory(cfg, nodes=2, gpus_per_node=8)
-    hsdp = plan_memory(cfg, nodes=2, gpus_per_node=8, sharding="hsdp")
+    fsdp = plan_memory(cfg, nodes=2, gpus_per_node=8, sharding="fsdp")
+    hsdp = plan_memory(cfg, nodes=2, gpus_per_node=8)  # several nodes: HSDP, as the recipe
     assert (fsdp.shard_size, hsdp.shard_size) == (16, 8)
+    assert plan_memory(cfg, nodes=1, gpus_per_node=8).sharding == "fsdp"
     frozen = one.row("weights: frozen").without_ac
     assert fsdp.row("weights: frozen").without_ac == frozen // 16
     assert hsdp.row("weights: frozen").without_ac == frozen // 8
