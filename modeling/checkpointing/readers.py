@@ -10,6 +10,7 @@ loaders where no rank may hold the full state dict.
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -89,6 +90,7 @@ class TensorIndex:
         self.files = list(files)
         self.location: dict[str, Path] = {}
         self._torch: dict[Path, dict[str, torch.Tensor]] = {}
+        self._handles: dict[Path, Any] = {}  # open safetensors readers, reused per read
         self._meta: dict[str, tuple[tuple[int, ...], torch.dtype]] = {}
         for path in self.files:
             if is_safetensors(path):
@@ -126,10 +128,16 @@ class TensorIndex:
         if path in self._torch:
             tensor = self._torch[path][key]
             return (tensor if index is None else tensor[index]).clone()
-        with _open(path) as f:
-            if index is None:
-                return _checked(path, key, lambda: f.get_tensor(key))
-            return _checked(path, key, lambda: f.get_slice(key)[index])
+        f = self._handle(path)
+        if index is None:
+            return _checked(path, key, lambda: f.get_tensor(key))
+        return _checked(path, key, lambda: f.get_slice(key)[index])
+
+    def _handle(self, path: Path):
+        """An open safetensors reader for ``path``, kept for later reads of the same file."""
+        if path not in self._handles:
+            self._handles[path] = _open(path)
+        return self._handles[path]
 
     def _known(self, key: str) -> str:
         if key not in self.location:
@@ -171,7 +179,11 @@ def read_hf_slice(
         if heads is not None:  # widen to whole heads: the permutation acts within a head
             head_dim = rows // heads
             lo, hi = start // head_dim * head_dim, -(-stop // head_dim) * head_dim
-        tensor = index.read(hf_key, (slice(offset + lo, offset + hi),))
+        whole = offset == 0 and lo == 0 and hi == shape[0]
+        # A whole tensor is read without slicing: safetensors then maps it without a copy.
+        tensor = (
+            index.read(hf_key) if whole else index.read(hf_key, (slice(offset + lo, offset + hi),))
+        )
         if heads is not None:
             tensor = hf_to_interleaved(tensor, (hi - lo) // head_dim)
         return tensor[start - lo : stop - lo]
