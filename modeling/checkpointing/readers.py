@@ -10,7 +10,6 @@ loaders where no rank may hold the full state dict.
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -90,7 +89,6 @@ class TensorIndex:
         self.files = list(files)
         self.location: dict[str, Path] = {}
         self._torch: dict[Path, dict[str, torch.Tensor]] = {}
-        self._handles: dict[Path, Any] = {}  # open safetensors readers, reused per read
         self._meta: dict[str, tuple[tuple[int, ...], torch.dtype]] = {}
         for path in self.files:
             if is_safetensors(path):
@@ -128,16 +126,10 @@ class TensorIndex:
         if path in self._torch:
             tensor = self._torch[path][key]
             return (tensor if index is None else tensor[index]).clone()
-        f = self._handle(path)
-        if index is None:
-            return _checked(path, key, lambda: f.get_tensor(key))
-        return _checked(path, key, lambda: f.get_slice(key)[index])
-
-    def _handle(self, path: Path):
-        """An open safetensors reader for ``path``, kept for later reads of the same file."""
-        if path not in self._handles:
-            self._handles[path] = _open(path)
-        return self._handles[path]
+        with _open(path) as f:  # not kept open: a mapped file would stay in RSS
+            if index is None:
+                return _checked(path, key, lambda: f.get_tensor(key))
+            return _checked(path, key, lambda: f.get_slice(key)[index])
 
     def _known(self, key: str) -> str:
         if key not in self.location:
