@@ -18,8 +18,8 @@ class MetricLogger:
 
     Args:
         output_dir: The run's output directory.
-        resume: Keep the existing file's lines up to the resumed step instead of starting
-            a new file.
+        **ignored: Arguments of torchtune's loggers (``log_dir``, ``project``, ...), which
+            configs map to this logger; they do not change where metrics go.
     """
 
     def __init__(self, output_dir: str | Path, **ignored: Any) -> None:
