@@ -170,14 +170,10 @@ def load_sharded(
                 )
             if isinstance(target, NF4Weight):
                 target.quantize_(rows)
-            elif isinstance(target, DTensor):
-                target.to_local().copy_(rows)
             else:
-                target.copy_(rows)
+                _assign_rows(target, rows)
             if key in dora:  # fresh adapters (B = 0): DoRA magnitude = row norms of W
-                norms = torch.linalg.vector_norm(rows.float(), dim=1)
-                magnitude = dora[key].magnitude
-                (magnitude.to_local() if isinstance(magnitude, DTensor) else magnitude).copy_(norms)
+                _assign_rows(dora[key].magnitude, torch.linalg.vector_norm(rows.float(), dim=1))
             loaded.add(key)
     return loaded
 
@@ -194,24 +190,14 @@ def assert_nothing_on_meta(model: nn.Module) -> None:
 
 
 def _assign(target: torch.Tensor, full: torch.Tensor) -> None:
-    """Copy ``full`` into ``target``, taking only this rank's shard if it is a DTensor."""
-    if not isinstance(target, DTensor):
-        target.copy_(full)
-        return
-    local = target.to_local()
-    if local.numel() == 0:
-        return
-    (placement,) = [p for p in target.placements if isinstance(p, Shard)] or [None]
-    if placement is None:
-        local.copy_(full)
-        return
-    mesh = target.device_mesh
-    shard_dim_index = list(target.placements).index(placement)
-    world = mesh.size(shard_dim_index)
-    rank = mesh.get_local_rank(shard_dim_index)
-    chunk = -(-full.shape[placement.dim] // world)  # torch.chunk's ceil-divided size
-    piece = full.narrow(placement.dim, rank * chunk, local.shape[placement.dim])
-    local.copy_(piece)
+    """Copy ``full`` into ``target``, taking only this rank's rows if it is FSDP-sharded."""
+    start, stop = _owned_rows(target)
+    _assign_rows(target, full[start:stop])
+
+
+def _assign_rows(target: torch.Tensor, rows: torch.Tensor) -> None:
+    """Copy this rank's ``rows`` into ``target`` (its local shard if it is a DTensor)."""
+    (target.to_local() if isinstance(target, DTensor) else target).copy_(rows)
 
 
 def _owned_rows(target: torch.Tensor | NF4Weight) -> tuple[int, int]:
