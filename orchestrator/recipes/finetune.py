@@ -304,11 +304,7 @@ def _report_checkpoint(session, metrics, model, optimizer, extra, is_lora) -> No
             model=model,
             optimizer=optimizer,
             extra=extra,
-            rank=_rank(),
+            rank=session.rank,
             trainable_only=is_lora,
         )
         session.report(metrics, checkpoint_dir=directory)
-
-
-def _rank() -> int:
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
