@@ -74,19 +74,23 @@ class LoRALinear(nn.Module):
         """The frozen base weight as a dense tensor (dequantised if NF4)."""
         return self.weight.dequantize() if isinstance(self.weight, NF4Weight) else self.weight
 
-    def delta_weight(self) -> torch.Tensor:
-        """``(alpha / rank) * B A``, the adapter's update to the base weight."""
-        return self.scaling * (self.lora_b.weight @ self.lora_a.weight)
-
     @torch.no_grad()
     def initialize_dora_magnitude(self) -> None:
         """Set the DoRA magnitude to the row norms of the current adapted weight."""
-        self.magnitude.copy_(self._adapted_row_norm())
-
-    def _adapted_row_norm(self) -> torch.Tensor:
         weight = self.base_weight()
-        adapted = weight + self.delta_weight().to(weight.dtype)
-        return torch.linalg.vector_norm(adapted, dim=1).to(weight.dtype)
+        self.magnitude.copy_(
+            self._row_norm(self._adapt(weight, self.lora_a.weight, self.lora_b.weight))
+        )
+
+    def _adapt(
+        self, weight: torch.Tensor, lora_a: torch.Tensor, lora_b: torch.Tensor
+    ) -> torch.Tensor:
+        """``W + (alpha / rank) B A`` in W's dtype."""
+        return weight + (self.scaling * (lora_b @ lora_a)).to(weight.dtype)
+
+    @staticmethod
+    def _row_norm(adapted: torch.Tensor) -> torch.Tensor:
+        return torch.linalg.vector_norm(adapted, dim=1).to(adapted.dtype)
 
     def merged_weight(self) -> torch.Tensor:
         """The dense weight a plain linear needs to compute exactly what this layer does."""
@@ -103,22 +107,22 @@ class LoRALinear(nn.Module):
         magnitude: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``W + (alpha / rank) B A``, DoRA-rescaled row by row, for given (full) tensors."""
-        adapted = weight + (self.scaling * (lora_b @ lora_a)).to(weight.dtype)
+        adapted = self._adapt(weight, lora_a, lora_b)
         if self.use_dora:
-            norm = torch.linalg.vector_norm(adapted, dim=1)
-            adapted = adapted * (magnitude / norm).to(weight.dtype)[:, None]
+            adapted = adapted * (magnitude / self._row_norm(adapted)).to(weight.dtype)[:, None]
         return adapted
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Base projection plus the scaled low-rank update (DoRA-rescaled if enabled)."""
-        weight = self.base_weight().to(x.dtype)
+        dense = self.base_weight()  # dequantised once per call for NF4 bases
+        weight = dense.to(x.dtype)
         base = F.linear(x, weight)
         dropped = self.dropout(x)
         lora = self.lora_b(self.lora_a(dropped)) * self.scaling
         if not self.use_dora:
             return base + lora
         with torch.no_grad():
-            norm = self._adapted_row_norm()
+            norm = self._row_norm(self._adapt(dense, self.lora_a.weight, self.lora_b.weight))
         scale = (self.magnitude / norm).to(x.dtype)
         if isinstance(self.dropout, nn.Identity) or not self.training:
             return scale * (base + lora)
