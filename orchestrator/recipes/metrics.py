@@ -54,15 +54,28 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
 
 
 def follow_metrics(path: Path, stop, poll_s: float = 0.5) -> Iterator[dict[str, Any]]:
-    """Yield new records of a growing metrics file until ``stop()`` is true."""
-    seen = 0
+    """Yield new records of a growing metrics file until ``stop()`` is true.
+
+    Only bytes appended since the last poll are read, so a long run costs nothing extra
+    per poll. When the file shrinks (a resumed run rewrote it) it is read from the start.
+    """
+    offset, pending = 0, b""
     while True:
         done = stop()
-        records = read_metrics(path)
-        if len(records) < seen:  # the run restarted from a checkpoint and rewrote the file
-            seen = 0
-        yield from records[seen:]
-        seen = len(records)
+        size = path.stat().st_size if path.exists() else 0
+        if size < offset:
+            offset, pending = 0, b""
+        if size > offset:
+            with open(path, "rb") as f:
+                f.seek(offset)
+                pending += f.read(size - offset)
+            offset = size
+            *lines, pending = pending.split(b"\n")  # a torn last line waits for the rest
+            for line in lines:
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError:
+                    continue
         if done:
             return
         time.sleep(poll_s)
