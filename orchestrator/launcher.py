@@ -19,7 +19,6 @@ from omegaconf import DictConfig, OmegaConf
 from orchestrator.recipes.metrics import METRICS_FILE, follow_metrics, format_progress, read_metrics
 from orchestrator.recipes.outputs import ADAPTER_DIR, MERGED_DIR
 
-RECIPES = ("full_finetune", "lora_finetune")
 COMPLETE_MARKER = ".tunefleet-complete"
 
 
@@ -102,17 +101,19 @@ def _train_worker(payload: dict[str, Any]) -> None:
 
 def launch(
     cfg: DictConfig,
-    recipe: str,
     options: LaunchOptions,
     *,
     progress: Callable[[str], None] | None = None,
     config_name: str = "run",
 ) -> FinetuneResult:
-    """Run ``recipe`` with ``cfg`` on a Ray cluster and return its outputs.
+    """Fine-tune with ``cfg`` on a Ray cluster and return its outputs.
+
+    ``lora_finetune`` and ``full_finetune`` are one function: the model builder decides
+    which parameters train. :func:`orchestrator.sdk.prepare` has already checked that the
+    recipe a user named fits the config's model.
 
     Args:
         cfg: The resolved config.
-        recipe: ``lora_finetune`` or ``full_finetune``.
         options: Workers, GPUs, cluster address and storage (flags override the config).
         progress: Called with a progress line per logged step; None for silence.
         config_name: Used for the Ray run name when the config has no ``run_name``.
@@ -133,7 +134,7 @@ def launch(
     storage = Path(options.storage or cfg.get("storage") or output_dir / "ray").expanduser()
     run_name = cfg.get("run_name") or config_name.replace("/", "_")
     _archive_finished_run(storage, run_name)
-    payload = {"config": OmegaConf.to_container(cfg, resolve=True), "recipe": recipe}
+    payload = {"config": OmegaConf.to_container(cfg, resolve=True)}
 
     trainer = TorchTrainer(
         _train_worker,

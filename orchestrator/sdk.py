@@ -83,8 +83,8 @@ def finetune(
     Returns:
         The :class:`FinetuneResult` (paths and per-step metrics).
     """
-    cfg, chosen = prepare(config, overrides, recipe, local=address is None)
+    cfg, _ = prepare(config, overrides, recipe, local=address is None)
     options = LaunchOptions(
         num_workers=num_workers, gpus_per_worker=gpus_per_worker, address=address, storage=storage
     )
-    return launch(cfg, chosen, options, config_name=config_name(config))
+    return launch(cfg, options, config_name=config_name(config))

@@ -44,9 +44,7 @@ def run(
         )
         from orchestrator.config import config_name
 
-        result = launch(
-            cfg, chosen, options, progress=_progress_printer(), config_name=config_name(config)
-        )
+        result = launch(cfg, options, progress=_progress_printer(), config_name=config_name(config))
     last = result.metrics[-1] if result.metrics else {}
     first_loss = result.metrics[0]["loss"] if result.metrics else float("nan")
     typer.echo(
