@@ -65,7 +65,8 @@ class LoRASpec:
     use_dora: bool = False
 
 
-_SIZE_ARGS = (
+# The size keywords every generic builder takes, and the options its lora_ form adds.
+SIZE_ARGS = (
     "vocab_size",
     "num_layers",
     "num_heads",
@@ -79,7 +80,7 @@ _SIZE_ARGS = (
     "rope_base",
     "rope_scaling",
 )
-_LORA_OPTIONS = (
+LORA_OPTIONS = (
     "apply_lora_to_mlp",
     "apply_lora_to_output",
     "lora_rank",
@@ -407,7 +408,7 @@ def family_builders(
         rope_scaling: RopeScaling | None = None,
     ) -> TransformerDecoder:
         args = locals()  # includes closure variables: pick the size keywords
-        return build_decoder(spec(**{name: args[name] for name in _SIZE_ARGS}))
+        return build_decoder(spec(**{name: args[name] for name in SIZE_ARGS}))
 
     def lora(
         lora_attn_modules: list[str],
@@ -437,9 +438,9 @@ def family_builders(
             lora_attn_modules=tuple(lora_attn_modules)
             if isinstance(lora_attn_modules, list | tuple)
             else lora_attn_modules,
-            **{name: args[name] for name in _LORA_OPTIONS},
+            **{name: args[name] for name in LORA_OPTIONS},
         )
-        return build_decoder(spec(**{name: args[name] for name in _SIZE_ARGS}), lora_spec)
+        return build_decoder(spec(**{name: args[name] for name in SIZE_ARGS}), lora_spec)
 
     base.__doc__ = f"""A {title} decoder of any size.
 

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
+from modeling.builders import SIZE_ARGS
 from modeling.checkpointing import atomic_directory
 from modeling.convert import HeadDims, KeyMapper
 from modeling.llama3 import llama3, llama3_tokenizer
@@ -26,17 +27,6 @@ from modeling.llama3 import llama3, llama3_tokenizer
 PRETRAIN_STEPS = 120  # a few seconds on a laptop CPU
 NUM_SPECIAL_TOKENS = 256  # Llama 3 reserves 256 special ids after the regular vocabulary
 _WORDS = re.compile(r" ?[A-Za-z]+| ?[0-9]| ?[^\sA-Za-z0-9]+|\s+")
-SIZE_KEYS = (
-    "vocab_size",
-    "num_layers",
-    "num_heads",
-    "num_kv_heads",
-    "embed_dim",
-    "max_seq_len",
-    "intermediate_dim",
-    "norm_eps",
-    "rope_base",
-)
 
 
 def train_bpe_ranks(text: str, num_ranks: int) -> list[bytes]:
@@ -96,7 +86,7 @@ def ensure_demo_assets(
     directory = Path(directory)
     if (directory / "tokenizer.model").exists() and (directory / "model" / "config.json").exists():
         return directory
-    sizes = {k: model_config[k] for k in SIZE_KEYS if k in model_config}
+    sizes = {k: model_config[k] for k in SIZE_ARGS if k in model_config}
     rows = json.loads(Path(data_path).read_text())
     text = "\n".join(" ".join(str(v) for v in row.values()) for row in rows)
     ranks = train_bpe_ranks(text, sizes["vocab_size"] - NUM_SPECIAL_TOKENS)

@@ -8,6 +8,7 @@ import torch.distributed as dist
 from omegaconf import DictConfig, OmegaConf
 from torch.distributed.tensor import DTensor
 
+from modeling.builders import LORA_OPTIONS
 from modeling.checkpointing import FullModelHFCheckpointer, merge_adapter
 from modeling.checkpointing.hf_checkpointer import save_adapter
 from modeling.convert import HeadDims, KeyMapper
@@ -15,16 +16,7 @@ from modeling.peft import ADAPTER_SUFFIXES, LoRALinear, get_adapter_params, merg
 from orchestrator.recipes.metrics import LOSS_CURVE_FILE, METRICS_FILE, plot_loss_curve
 
 ADAPTER_DIR, MERGED_DIR = "adapter", "merged"
-LORA_KEYS = (
-    "lora_attn_modules",
-    "apply_lora_to_mlp",
-    "apply_lora_to_output",
-    "lora_rank",
-    "lora_alpha",
-    "lora_dropout",
-    "quantize_base",
-    "use_dora",
-)
+LORA_KEYS = ("lora_attn_modules", *LORA_OPTIONS)  # every keyword a lora_ builder adds
 
 
 def write_outputs(cfg: DictConfig, model, checkpointer, rank: int, is_lora: bool) -> None:
