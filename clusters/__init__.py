@@ -1,7 +1,9 @@
-"""Tunefleet's clusters: shipped cluster specs, local and cloud cluster lifecycle, Ray jobs.
+"""Tunefleet's clusters: shipped cluster specs, their lifecycle, and a Ray job client.
+
+The lowest layer above :mod:`modeling`; it never imports :mod:`orchestrator`, which calls
+down into it.
 
 - :mod:`clusters.spec_files`: the Ray cluster-launcher and KubeRay specs in ``specs/``.
 - :mod:`clusters.local_cluster`: a multi-node Ray cluster on this machine.
-- :mod:`clusters.jobs`: submitting fine-tunes as Ray jobs and following them.
-- :mod:`clusters.planner`: per-GPU memory of a config before launching it.
+- :mod:`clusters.jobs`: submitting a ready entrypoint as a Ray job and following it.
 """

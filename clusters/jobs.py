@@ -1,25 +1,20 @@
-"""Fine-tunes as Ray jobs: submit through the dashboard's job API, then follow them.
+"""A Ray job client: submit a ready entrypoint through the dashboard's job API, follow it.
 
-A job's entrypoint is the same ``tune run`` a user types, run on the cluster with
-``--address auto``. Its runtime environment carries the config (a YAML file or dict goes
-in the job's ``working_dir``; built-in names travel as names), installs Tunefleet with
-pip unless the cluster has it, and holds ``HF_TOKEN`` as an environment variable: the
-token is never in the entrypoint, the job metadata or the logs.
+This layer knows nothing of configs or runs: :mod:`orchestrator.jobs` turns a fine-tune
+into an entrypoint, a runtime environment and metadata, and reads a finished run's
+outputs; here they are submitted, listed, followed and stopped.
 """
 
 import asyncio
 import os
 import shlex
 import socket
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
-
-from omegaconf import OmegaConf
 
 from clusters.errors import ClusterError
 from clusters.local_cluster import read_state
@@ -151,40 +146,6 @@ class JobHandle:
         """Ask Ray to stop the job; True if it was running."""
         return bool(self._call("stop_job"))
 
-    def result(self, timeout: float | None = None):
-        """Wait, then return the run's :class:`~orchestrator.launcher.FinetuneResult`.
-
-        The outputs are read from ``output_dir`` as the job recorded it, so this needs the
-        directory to be visible here (a local cluster, or a shared file system).
-
-        Raises:
-            ClusterError: If the job did not succeed (with the end of its logs), or its
-                outputs are not visible from this machine.
-        """
-        from orchestrator.launcher import FinetuneResult
-        from orchestrator.recipes.metrics import METRICS_FILE, read_metrics
-        from orchestrator.recipes.outputs import ADAPTER_DIR, MERGED_DIR
-
-        status = self.wait(timeout)
-        if status != "SUCCEEDED":
-            tail = "\n".join(self.logs().strip().splitlines()[-5:])
-            raise ClusterError(f"job {self.job_id} {status}; its last output:\n{tail}")
-        meta = self.info().metadata or {}
-        output_dir = Path(meta.get(META_PREFIX + "output_dir", ""))
-        if not (output_dir / METRICS_FILE).exists():
-            raise ClusterError(
-                f"job {self.job_id} succeeded but its output_dir {str(output_dir)!r} is not "
-                "visible from this machine; put output_dir on a shared file system"
-            )
-        adapter = output_dir / ADAPTER_DIR
-        return FinetuneResult(
-            output_dir=output_dir,
-            adapter_dir=adapter if adapter.exists() else None,
-            merged_dir=output_dir / MERGED_DIR,
-            checkpoint_dir=Path(meta[META_PREFIX + "checkpoint_dir"]),
-            metrics=read_metrics(output_dir / METRICS_FILE),
-        )
-
 
 def list_jobs(address: str | None = None) -> list[Any]:
     """Every job of the cluster (Ray's ``JobDetails``), oldest first."""
@@ -192,108 +153,29 @@ def list_jobs(address: str | None = None) -> list[Any]:
     return sorted(jobs, key=lambda job: job.start_time or 0)
 
 
-def submit(
-    config: str | Path | dict[str, Any],
-    overrides: list[str] | None = None,
+def submit_job(
+    entrypoint: list[str],
     *,
+    runtime_env: dict[str, Any],
+    metadata: dict[str, str],
     address: str | None = None,
-    recipe: str | None = None,
-    num_workers: int | None = None,
-    gpus_per_worker: float | None = None,
-    storage: str | None = None,
-    hf_token: str | None = None,
-    install: bool = True,
-    pip_spec: str | None = None,
-    log: Callable[[str], None] | None = None,
 ) -> JobHandle:
-    """Submit ``tune run`` as a Ray job and return its handle without waiting.
-
-    The config is checked here first (unknown keys, recipe, components), so mistakes fail
-    before anything reaches the cluster.
+    """Submit a ready entrypoint as a Ray job and return its handle without waiting.
 
     Args:
-        config: A built-in config name, a YAML path, or a dict.
-        overrides: ``key=value`` strings, applied on the cluster as on the command line.
+        entrypoint: The command and its arguments, run on the cluster.
+        runtime_env: Ray's runtime environment (``working_dir``, ``pip``, ``env_vars``).
+        metadata: Job metadata; Tunefleet's keys start with :data:`META_PREFIX`.
         address: The dashboard URL (``http://HEAD:8265``); see :func:`default_address`.
-        recipe: As for ``tune run``; default the config's.
-        num_workers: Ray Train workers; default the config's, else sized to the cluster.
-        gpus_per_worker: GPUs per worker; default the config's.
-        storage: Checkpoint storage shared by the nodes (path or URI).
-        hf_token: Hugging Face token; default ``$HF_TOKEN``. Passed as a job env var only.
-        install: Install Tunefleet on the cluster with pip (off when it is there already).
-        pip_spec: What to pip-install; default ``tunefleet==<this version>``.
-        log: Called with progress lines.
 
     Raises:
-        ConfigError: For config mistakes, before anything is submitted.
         ClusterError: If the cluster cannot be reached or refuses the job.
     """
-    from orchestrator.config import config_name
-    from orchestrator.sdk import prepare
-
-    overrides = list(overrides or [])
     client = connect(address)
-    host = urlparse(address if address and "://" in address else f"http://{address}").hostname
-    local = host in ("127.0.0.1", "localhost") or address is None
-    cfg, chosen = prepare(config, overrides, recipe, local=local)
-    runtime_env: dict[str, Any] = {"env_vars": {"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}}
-    token = hf_token or os.environ.get("HF_TOKEN")
-    if token:
-        runtime_env["env_vars"]["HF_TOKEN"] = token
-    if install:
-        runtime_env["pip"] = [pip_spec or _this_version_spec()]
-    config_arg = _config_argument(config, runtime_env)
-    command = ["tune", "run", chosen, "--config", config_arg, "--address", "auto"]
-    if num_workers is not None:
-        command += ["--num-workers", str(num_workers)]
-    if gpus_per_worker is not None:
-        command += ["--gpus-per-worker", str(gpus_per_worker)]
-    if storage is not None:
-        command += ["--storage", storage]
-    output_dir = Path(cfg.output_dir).expanduser()
-    run_name = cfg.get("run_name") or config_name(config).replace("/", "_")
-    root = Path(storage or cfg.get("storage") or output_dir / "ray").expanduser()
-    metadata = {
-        META_PREFIX + "recipe": chosen,
-        META_PREFIX + "config": config if isinstance(config, str) else config_arg,
-        META_PREFIX + "output_dir": str(output_dir.resolve()),
-        META_PREFIX + "checkpoint_dir": str(root.resolve() / run_name),
-    }
     try:
         job_id = client.submit_job(
-            entrypoint=shlex.join([*command, *overrides]),
-            runtime_env=runtime_env,
-            metadata=metadata,
+            entrypoint=shlex.join(entrypoint), runtime_env=runtime_env, metadata=metadata
         )
     except (RuntimeError, ValueError) as err:
         raise ClusterError(f"the cluster at {address} refused the job: {err}") from err
-    if log:
-        log(f"Submitted {chosen} with config {config_arg} as job {job_id}")
     return JobHandle(job_id, address or default_address())
-
-
-def _config_argument(config: str | Path | dict[str, Any], runtime_env: dict[str, Any]) -> str:
-    """The ``--config`` value on the cluster; files and dicts go in the job's working_dir."""
-    from orchestrator.config.builtins import is_builtin_config
-
-    if isinstance(config, str) and is_builtin_config(config):
-        return config
-    workdir = Path(tempfile.mkdtemp(prefix="tunefleet-job-"))
-    if isinstance(config, dict):
-        target = workdir / "config.yaml"
-        OmegaConf.save(OmegaConf.create(config), target)
-    else:
-        source = Path(config).expanduser()
-        target = workdir / source.name
-        target.write_text(source.read_text())
-    runtime_env["working_dir"] = str(workdir)
-    return target.name
-
-
-def _this_version_spec() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return f"tunefleet=={version('tunefleet')}"
-    except PackageNotFoundError:
-        return "tunefleet"

@@ -15,7 +15,7 @@ def __getattr__(name: str) -> Any:
 
         return finetune
     if name == "submit":
-        from clusters.jobs import submit
+        from orchestrator.jobs import submit
 
         return submit
     if name == "FinetuneResult":

@@ -50,7 +50,7 @@ def submit(
     ] = None,
 ) -> None:
     """Submit a fine-tune to a Ray cluster as a job; print its id."""
-    from clusters.jobs import submit as submit_job
+    from orchestrator.jobs import submit as submit_job
 
     with cluster_errors():
         handle = submit_job(

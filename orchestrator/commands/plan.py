@@ -49,8 +49,8 @@ def plan(
     ] = False,
 ) -> None:
     """Show per-GPU memory (weights, gradients, optimizer, activations) and whether it fits."""
-    from clusters.planner import plan_memory, render_table
     from orchestrator.config import load_config
+    from orchestrator.planning.planner import plan_memory, render_table
 
     with user_errors():
         cfg = load_config(config, overrides or [])

@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 import orchestrator
 from clusters import local_cluster
 from clusters.errors import ClusterError
-from clusters.jobs import JobHandle
 from clusters.processes import kill_node, node_processes
 from orchestrator.cli import app
+from orchestrator.jobs import FinetuneJob
 from tests.orchestrator.recipe_fixtures import TINY_MODEL
 
 SECRET = "hf_tunefleet_test_secret_token"
@@ -76,7 +76,7 @@ def test_cli_submit_then_status_logs_and_sdk_result(cluster, assets, tmp_path, m
     assert submitted.exit_code == 0, submitted.output
     job_id = submitted.stdout.strip().splitlines()[-1]
     assert job_id.startswith("raysubmit_")
-    handle = JobHandle(job_id, cluster.dashboard_url)
+    handle = FinetuneJob(job_id, cluster.dashboard_url)
     result = handle.result(timeout=180)
     assert [m["step"] for m in result.metrics] == [1, 2, 3, 4]
     assert (result.adapter_dir / "adapter_model.safetensors").exists()

@@ -1,11 +1,11 @@
 import pytest
 from typer.testing import CliRunner
 
-from clusters.gpus import GIB
-from clusters.planner import plan_memory
 from orchestrator.cli import app
 from orchestrator.config import load_config
-from tests.clusters.memory_probe import measure_step
+from orchestrator.planning.gpus import GIB
+from orchestrator.planning.planner import plan_memory
+from tests.orchestrator.memory_probe import measure_step
 from tests.orchestrator.recipe_fixtures import TINY_MODEL
 
 # The config recipe_fixtures.demo_config builds, without generating its checkpoint and

@@ -1,8 +1,8 @@
 """Per-GPU memory of a fine-tune before launching it: ``tune plan``.
 
 Pure computation on a config: the model is counted on the ``meta`` device
-(:mod:`clusters.model_census`), activations follow our decoder op by op
-(:mod:`clusters.activations`), and the rest follows the recipe
+(:mod:`orchestrator.planning.model_census`), activations follow our decoder op by op
+(:mod:`orchestrator.planning.activation_memory`), and the rest follows the recipe
 (``orchestrator/recipes/finetune.py``):
 
 - Parameters are stored in the run dtype (bf16 on GPU, float32 on CPU); FSDP2 shards every
@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 import torch
 from omegaconf import DictConfig
 
-from clusters import activations as act
-from clusters.gpus import GIB, Accelerator, accelerator
-from clusters.model_census import ModelCensus, census
+from orchestrator.planning import activation_memory as act
+from orchestrator.planning.gpus import GIB, Accelerator, accelerator
+from orchestrator.planning.model_census import ModelCensus, census
 
 HEADROOM = 0.10
 SHARDINGS = ("fsdp", "hsdp")
@@ -105,7 +105,7 @@ def plan_memory(
         cfg: A loaded recipe config (``orchestrator.config.load_config``).
         nodes: Nodes in the cluster.
         gpus_per_node: GPUs (ranks) per node.
-        gpu: Accelerator name (see :mod:`clusters.gpus`), or ``cpu``.
+        gpu: Accelerator name (see :mod:`orchestrator.planning.gpus`), or ``cpu``.
         sharding: ``fsdp`` (shard over all ranks) or ``hsdp`` (shard within a node,
             replicate across nodes); by default what the recipe does: HSDP when the job
             spans several nodes, FSDP on one.

@@ -2,7 +2,7 @@
 
 The counts follow what autograd keeps for each op of one training step, deduplicated by
 storage (views share it), and were checked against measured CPU steps
-(``tests/clusters/test_planner.py``). ``T`` is tokens per rank (batch x sequence), ``p``
+(``tests/orchestrator/test_planner.py``). ``T`` is tokens per rank (batch x sequence), ``p``
 the compute dtype's bytes (2 for bf16 on GPU, 4 for float32 on CPU). Per decoder layer:
 
 - RMSNorm: its input in float32 (``x.float()``) plus the per-token rstd; the output cast
@@ -25,7 +25,7 @@ its input (``p x T x embed_dim``); backward recomputes one layer at a time.
 
 from dataclasses import dataclass
 
-from clusters.model_census import LayerCensus, ModelCensus
+from orchestrator.planning.model_census import LayerCensus, ModelCensus
 
 FP32 = 4
 

@@ -4,7 +4,7 @@ Building on ``meta`` allocates nothing, so even a 70B model is counted in a seco
 the counts are those of the model the recipe trains: the same builder, the same LoRA
 placement, the same NF4 buffers. The recipe's freezing rule is applied (only adapters
 train when there are any), and each decoder layer is described by what the activation
-model in :mod:`clusters.planner` needs: the widths of its projections and which of them
+model in :mod:`orchestrator.planning.planner` needs: the widths of its projections and which of them
 train or hold an NF4 base.
 """
 
