@@ -62,7 +62,7 @@ def run_ours(args) -> dict:
     from modeling.llama3 import lora_llama3
     from modeling.peft import get_adapter_params, set_trainable_params
     from orchestrator.recipes.finetune import _accumulate
-    from orchestrator.recipes.loss import CEWithChunkedOutputLoss
+    from orchestrator.training.loss import CEWithChunkedOutputLoss
 
     state = our_state_dict(hf_model(args))
     model = lora_llama3(["q_proj", "v_proj"], lora_rank=8, lora_alpha=16, **sizes(args))

@@ -7,7 +7,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from modeling.data import Message
 from modeling.modules import TransformerDecoder
-from orchestrator.recipes.outputs import LORA_KEYS, MERGED_DIR
+from orchestrator.training.outputs import LORA_KEYS, MERGED_DIR
 
 
 @torch.no_grad()

@@ -22,8 +22,8 @@ from clusters.jobs import META_PREFIX, JobHandle, connect, submit_job
 from orchestrator.config import config_name
 from orchestrator.config.builtins import is_builtin_config
 from orchestrator.launcher import FinetuneResult
-from orchestrator.recipes.metrics import METRICS_FILE, read_metrics
-from orchestrator.recipes.outputs import ADAPTER_DIR, MERGED_DIR
+from orchestrator.training.metric_logger import METRICS_FILE, read_metrics
+from orchestrator.training.outputs import ADAPTER_DIR, MERGED_DIR
 
 
 class FinetuneJob(JobHandle):

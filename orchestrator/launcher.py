@@ -16,8 +16,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from orchestrator.recipes.metrics import METRICS_FILE, follow_metrics, format_progress, read_metrics
-from orchestrator.recipes.outputs import ADAPTER_DIR, MERGED_DIR
+from orchestrator.progress import print_progress
+from orchestrator.training.metric_logger import METRICS_FILE, read_metrics
+from orchestrator.training.outputs import ADAPTER_DIR, MERGED_DIR
 
 COMPLETE_MARKER = ".tunefleet-complete"
 
@@ -156,7 +157,7 @@ def launch(
     follower = None
     if progress is not None:
         follower = threading.Thread(
-            target=_print_progress, args=(output_dir / METRICS_FILE, done, progress), daemon=True
+            target=print_progress, args=(output_dir / METRICS_FILE, done, progress), daemon=True
         )
         follower.start()
     try:
@@ -255,11 +256,6 @@ def _writable_output_dir(path: str) -> Path:
             f"set output_dir=... to a directory you can write"
         ) from err
     return output_dir.resolve()
-
-
-def _print_progress(path: Path, done: threading.Event, progress: Callable[[str], None]) -> None:
-    for record in follow_metrics(path, stop=done.is_set):
-        progress(format_progress(record, record.get("total_steps")))
 
 
 def _root_cause(err: BaseException) -> str:

@@ -46,7 +46,7 @@ _LOGGER_NOTE = (
     "{name} is replaced by Tunefleet's MetricLogger, which writes metrics.jsonl under "
     "output_dir and prints to the terminal; its arguments are ignored"
 )
-_SCHEDULER = "orchestrator.recipes.lr_schedulers.get_cosine_schedule_with_warmup"
+_SCHEDULER = "orchestrator.training.lr_schedulers.get_cosine_schedule_with_warmup"
 _PAGED_NOTE = (
     "{name} is replaced by torch.optim.AdamW (same arguments): paged bitsandbytes "
     "optimizers do not shard with FSDP2"
@@ -59,13 +59,13 @@ EXACT_ALIASES: dict[str, Alias] = {
         for name in _CHECKPOINTERS
     },
     "torchtune.modules.loss.CEWithChunkedOutputLoss": Alias(
-        "orchestrator.recipes.loss.CEWithChunkedOutputLoss"
+        "orchestrator.training.loss.CEWithChunkedOutputLoss"
     ),
     "torchtune.training.lr_schedulers.get_cosine_schedule_with_warmup": Alias(_SCHEDULER),
     "torchtune.modules.get_cosine_schedule_with_warmup": Alias(_SCHEDULER),
     **{
         f"{module}.{name}": Alias(
-            "orchestrator.recipes.metrics.MetricLogger",
+            "orchestrator.training.metric_logger.MetricLogger",
             note=_LOGGER_NOTE.format(name=name),
             drop_args=True,
         )

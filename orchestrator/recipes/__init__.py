@@ -1,1 +1,4 @@
-"""Training recipes: the per-worker fine-tuning function and the pieces it is made of."""
+"""Training recipes: the per-worker fine-tuning function (:mod:`orchestrator.recipes.finetune`).
+
+Its components live in :mod:`orchestrator.training`.
+"""

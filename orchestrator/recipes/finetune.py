@@ -31,11 +31,12 @@ from modeling.sharding import (
 )
 from orchestrator.datasets import ShardedSampler, StatefulDataLoader
 from orchestrator.datasets.collate import padded_collate_packed, padded_collate_sft
-from orchestrator.recipes.loss import IGNORE_INDEX, shift_labels
-from orchestrator.recipes.metrics import MetricLogger
-from orchestrator.recipes.outputs import write_outputs
-from orchestrator.recipes.session import Session
-from orchestrator.recipes.train_state import load_train_state, save_train_state
+from orchestrator.training.device_mesh import device_mesh
+from orchestrator.training.loss import IGNORE_INDEX, shift_labels
+from orchestrator.training.metric_logger import MetricLogger
+from orchestrator.training.outputs import write_outputs
+from orchestrator.training.session import Session
+from orchestrator.training.train_state import load_train_state, save_train_state
 
 
 class NonFiniteLossError(RuntimeError):
@@ -89,7 +90,7 @@ def finetune(config: dict | DictConfig, session: Session) -> dict[str, Any]:
     if cfg.get("enable_activation_checkpointing", False):
         apply_activation_checkpointing(model)
     if distributed:
-        mesh = _device_mesh(device, session.world_size, session.node_id)
+        mesh = device_mesh(device, session.world_size, session.node_id)
         shard_decoder(model, mesh=mesh, param_dtype=dtype if on_gpu else None)
     materialize(model, device)
     checkpointer = instantiate(cfg.checkpointer)
@@ -183,27 +184,6 @@ def finetune(config: dict | DictConfig, session: Session) -> dict[str, Any]:
 
     write_outputs(cfg, model, checkpointer, session.rank, is_lora)
     return metrics
-
-
-def _device_mesh(device: torch.device, world_size: int, node_id: str):
-    """A 2-D ``(replicate, shard)`` mesh when the job spans nodes evenly, else None (FSDP).
-
-    HSDP shards within a node, where bandwidth is high, and replicates across nodes. Every
-    rank must agree, so the layout comes from all ranks' node ids: nodes must hold equal
-    numbers of ranks with consecutive world ranks (Ray Train groups ranks by node).
-    """
-    from torch.distributed.device_mesh import init_device_mesh
-
-    nodes: list[str] = [""] * world_size
-    dist.all_gather_object(nodes, node_id)
-    hosts = list(dict.fromkeys(nodes))
-    per_node = world_size // len(hosts)
-    contiguous = nodes == [h for h in hosts for _ in range(per_node)]
-    if len(hosts) == 1 or not contiguous:
-        return None
-    return init_device_mesh(
-        device.type, (len(hosts), per_node), mesh_dim_names=("replicate", "shard")
-    )
 
 
 def _load_base_weights(model, checkpointer) -> None:

@@ -22,7 +22,7 @@ from torch.utils._pytree import tree_leaves
 from modeling.peft import NF4Weight, get_adapter_params, set_trainable_params
 from modeling.sharding import apply_activation_checkpointing, materialize
 from orchestrator.config import instantiate
-from orchestrator.recipes.loss import shift_labels
+from orchestrator.training.loss import shift_labels
 
 
 class LiveStorages(TorchDispatchMode):

@@ -159,8 +159,8 @@ def test_validate_all_shipped_configs():
     for module in (
         "modeling.checkpointing",
         "orchestrator.datasets",
-        "orchestrator.recipes.loss",
-        "orchestrator.recipes.lr_schedulers",
+        "orchestrator.training.loss",
+        "orchestrator.training.lr_schedulers",
     ):
         pytest.importorskip(module)
     failures = {}

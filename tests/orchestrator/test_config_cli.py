@@ -110,8 +110,8 @@ def test_cat_unknown_builtin():
 def test_validate_builtin_with_overrides_succeeds():
     pytest.importorskip("modeling.checkpointing")
     pytest.importorskip("orchestrator.datasets")
-    pytest.importorskip("orchestrator.recipes.loss")
-    pytest.importorskip("orchestrator.recipes.lr_schedulers")
+    pytest.importorskip("orchestrator.training.loss")
+    pytest.importorskip("orchestrator.training.lr_schedulers")
     result = tune("validate", "llama3/8B_lora", "model.lora_rank=16", "batch_size=4")
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == "Config is well-formed!"
@@ -165,7 +165,7 @@ def test_validate_malformed_yaml_names_file_and_line(tmp_path):
 
 
 def test_validate_shows_notes_for_replaced_torchtune_components(tmp_path):
-    pytest.importorskip("orchestrator.recipes.metrics")
+    pytest.importorskip("orchestrator.training.metric_logger")
     path = tmp_path / "tt.yaml"
     path.write_text(
         """output_dir: /tmp/x

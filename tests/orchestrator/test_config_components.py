@@ -81,15 +81,15 @@ def test_alias_table_targets():
         "orchestrator.datasets.alpaca_cleaned_dataset"
     )
     assert alias_for("torchtune.modules.loss.CEWithChunkedOutputLoss").target == (
-        "orchestrator.recipes.loss.CEWithChunkedOutputLoss"
+        "orchestrator.training.loss.CEWithChunkedOutputLoss"
     )
-    scheduler = "orchestrator.recipes.lr_schedulers.get_cosine_schedule_with_warmup"
+    scheduler = "orchestrator.training.lr_schedulers.get_cosine_schedule_with_warmup"
     assert alias_for("torchtune.modules.get_cosine_schedule_with_warmup").target == scheduler
     assert alias_for("torchtune.training.lr_schedulers.get_cosine_schedule_with_warmup").target == (
         scheduler
     )
     wandb = alias_for("torchtune.training.metric_logging.WandBLogger")
-    assert wandb.target == "orchestrator.recipes.metrics.MetricLogger"
+    assert wandb.target == "orchestrator.training.metric_logger.MetricLogger"
     assert wandb.drop_args and "metrics.jsonl" in wandb.note
     assert alias_for("bitsandbytes.optim.PagedAdamW").target == "torch.optim.AdamW"
     assert alias_for("torch.optim.AdamW") is None
@@ -231,7 +231,7 @@ def test_paged_optimizer_is_replaced_with_a_warning():
 
 
 def test_torchtune_logger_is_replaced_and_its_arguments_dropped(tmp_path):
-    metrics = pytest.importorskip("orchestrator.recipes.metrics")
+    metrics = pytest.importorskip("orchestrator.training.metric_logger")
     node = {"_component_": "torchtune.training.metric_logging.DiskLogger", "log_dir": "/nowhere"}
     with pytest.warns(UserWarning, match="MetricLogger"):
         logger = instantiate(node, output_dir=tmp_path)
@@ -364,9 +364,9 @@ def test_validate_checks_nested_components():
 def test_torchtune_style_config_resolves_and_validates(tmp_path):
     pytest.importorskip("modeling.checkpointing")
     pytest.importorskip("orchestrator.datasets")
-    pytest.importorskip("orchestrator.recipes.loss")
-    pytest.importorskip("orchestrator.recipes.lr_schedulers")
-    pytest.importorskip("orchestrator.recipes.metrics")
+    pytest.importorskip("orchestrator.training.loss")
+    pytest.importorskip("orchestrator.training.lr_schedulers")
+    pytest.importorskip("orchestrator.training.metric_logger")
     path = tmp_path / "torchtune_8B_lora.yaml"
     path.write_text(
         """

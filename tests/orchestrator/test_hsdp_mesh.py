@@ -10,7 +10,7 @@ from torch.distributed.tensor import Replicate, Shard
 from modeling.llama3 import lora_llama3
 from modeling.peft import get_adapter_params, set_trainable_params
 from modeling.sharding import load_sharded, materialize, shard_decoder
-from orchestrator.recipes.finetune import _device_mesh
+from orchestrator.training.device_mesh import device_mesh
 from tests.modeling.test_sharding import SIZES, reference_state
 
 LORA = dict(lora_attn_modules=["q_proj", "v_proj"], apply_lora_to_mlp=True, lora_rank=4)
@@ -20,9 +20,9 @@ def _worker(rank, port, out):
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=4)
     try:
         cpu = torch.device("cpu")
-        assert _device_mesh(cpu, 4, node_id="one-node") is None  # plain FSDP
-        assert _device_mesh(cpu, 4, node_id=f"n{rank % 2}") is None  # ranks not grouped
-        mesh = _device_mesh(cpu, 4, node_id=f"node{rank // 2}")
+        assert device_mesh(cpu, 4, node_id="one-node") is None  # plain FSDP
+        assert device_mesh(cpu, 4, node_id=f"n{rank % 2}") is None  # ranks not grouped
+        mesh = device_mesh(cpu, 4, node_id=f"node{rank // 2}")
         with torch.device("meta"):
             model = lora_llama3(**SIZES, **LORA)
         set_trainable_params(model, get_adapter_params(model))

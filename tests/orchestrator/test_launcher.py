@@ -17,7 +17,7 @@ def test_finished_run_moves_aside_and_unfinished_run_stays_for_resume(tmp_path):
 def test_follow_metrics_yields_each_record_once_and_restarts_after_a_rewrite(tmp_path):
     import json
 
-    from orchestrator.recipes.metrics import follow_metrics
+    from orchestrator.progress import follow_metrics
 
     path = tmp_path / "metrics.jsonl"
     polls = iter(range(100))

@@ -1,7 +1,7 @@
 import torch
 import torch.nn.functional as F
 
-from orchestrator.recipes.loss import CEWithChunkedOutputLoss
+from orchestrator.training.loss import CEWithChunkedOutputLoss
 
 
 def test_chunked_loss_is_the_summed_cross_entropy_for_both_layouts():

@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 from orchestrator.recipes.finetune import NonFiniteLossError, finetune
-from orchestrator.recipes.session import LocalSession
+from orchestrator.training.session import LocalSession
 from tests.orchestrator.recipe_fixtures import demo_config
 
 

@@ -13,7 +13,7 @@ from modeling.checkpointing import FullModelHFCheckpointer, merge_adapter
 from modeling.checkpointing.hf_checkpointer import save_adapter
 from modeling.convert import HeadDims, KeyMapper
 from modeling.peft import ADAPTER_SUFFIXES, LoRALinear, get_adapter_params, merge_state_dict
-from orchestrator.recipes.metrics import LOSS_CURVE_FILE, METRICS_FILE, plot_loss_curve
+from orchestrator.training.metric_logger import LOSS_CURVE_FILE, METRICS_FILE, plot_loss_curve
 
 ADAPTER_DIR, MERGED_DIR = "adapter", "merged"
 LORA_KEYS = ("lora_attn_modules", *LORA_OPTIONS)  # every keyword a lora_ builder adds
