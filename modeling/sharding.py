@@ -1,9 +1,9 @@
-"""FSDP2 sharding, activation checkpointing and streaming weight loading for any decoder.
+"""FSDP2 sharding, activation checkpointing and owned-rows weight loading for any decoder.
 
 Model files hold architecture only; parallelism is applied from outside by these
 functions, which work for every :class:`~modeling.modules.TransformerDecoder`. The load
 order follows torchtune's distributed recipes: build on ``meta``, freeze, activation
-checkpointing, shard, materialise, stream weights into the shards, then check nothing is
+checkpointing, shard, materialise, load each rank's rows into its shards, then check nothing is
 left on ``meta``.
 """
 
@@ -17,7 +17,7 @@ from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 from torch.distributed.tensor import DTensor, Shard
 
 from modeling.modules import RotaryPositionalEmbeddings, TransformerDecoder
-from modeling.peft import LoRALinear, NF4Weight
+from modeling.peft import LoRALinear, NF4Weight, is_adapter_key
 
 
 def apply_activation_checkpointing(model: TransformerDecoder) -> None:
@@ -78,78 +78,32 @@ def _init_adapter(module: LoRALinear) -> None:
     (b.to_local() if isinstance(b, DTensor) else b).zero_()
 
 
-def load_streaming(
-    model: nn.Module,
-    tensors: Iterable[tuple[str, torch.Tensor]],
-    *,
-    strict: bool = True,
-) -> set[str]:
-    """Copy ``(key, tensor)`` pairs into a (possibly sharded) model, one tensor at a time.
-
-    Each rank keeps only the rows of a full tensor that its FSDP shard owns, so no rank
-    holds the whole state dict: memory above the model's own shards is one tensor at most.
-    NF4 base weights are quantised as they arrive.
-
-    Args:
-        model: A materialised model; parameters may be FSDP2 ``DTensor`` shards.
-        tensors: Full tensors under our state-dict names (e.g. from a checkpointer's stream).
-        strict: Raise if a key is unknown or a base weight is never provided.
-
-    Returns:
-        The keys loaded.
-
-    Raises:
-        ValueError: Naming unknown keys, shape mismatches, and missing base weights.
-    """
-    targets = _load_targets(model)
-    dora = _dora_modules(model)
-    loaded, unknown = set(), []
-    for key, tensor in tensors:
-        target = targets.get(key)
-        if target is None:
-            unknown.append(key)
-            continue
-        expected = target.shape
-        if tuple(tensor.shape) != tuple(expected):
-            raise ValueError(
-                f"Shape mismatch for {key!r}: checkpoint has {tuple(tensor.shape)}, "
-                f"model expects {tuple(expected)}"
-            )
-        with torch.no_grad():
-            if isinstance(target, NF4Weight):
-                target.quantize_(tensor)
-            else:
-                _assign(target, tensor)
-            if key in dora:  # fresh adapters (B = 0): DoRA magnitude = row norms of W
-                _assign(dora[key].magnitude, torch.linalg.vector_norm(tensor.float(), dim=1))
-        loaded.add(key)
-    if strict:
-        _check_keys(loaded | set(unknown), targets)
-    return loaded
-
-
-def load_sharded(
+def load_owned_rows(
     model: nn.Module,
     read_rows: Callable[[str, int, int], torch.Tensor],
     keys: Iterable[str],
     *,
     strict: bool = True,
 ) -> set[str]:
-    """Load base weights reading, on each rank, only the rows its FSDP shard owns.
+    """Load base weights, reading on each rank only the rows its FSDP shards own.
 
-    This is :func:`load_streaming` for checkpoints that can read a slice without reading
-    the rest (safetensors ``get_slice``): a rank's reads add up to its shard of the model,
-    plus the replicated tensors (norms, NF4 bases).
+    The one weight-loading loop: a rank's reads add up to its shard of the model plus the
+    replicated tensors (norms, NF4 bases), so no rank holds the whole state dict. NF4 base
+    weights are quantised as they arrive, and fresh DoRA magnitudes are set from the rows
+    of their base weight.
 
     Args:
         model: A materialised model; parameters may be FSDP2 ``DTensor`` shards (dim 0).
         read_rows: ``read_rows(key, start, stop)`` returns rows ``[start, stop)`` of our
-            tensor ``key`` (e.g. ``FullModelHFCheckpointer.read_slice`` along dim 0).
-        keys: Our keys present in the checkpoint.
-        strict: Raise for checkpoint keys the model lacks or base weights it misses.
+            tensor ``key`` (a checkpointer's ``read_rows``, or slices of a state dict).
+        keys: Our keys present in the source.
+        strict: Raise for source keys the model lacks or base weights it misses.
 
     Returns:
         The keys loaded.
+
+    Raises:
+        ValueError: Naming unknown keys, shape mismatches, and missing base weights.
     """
     targets = _load_targets(model)
     dora = _dora_modules(model)
@@ -176,6 +130,13 @@ def load_sharded(
                 _assign_rows(dora[key].magnitude, torch.linalg.vector_norm(rows.float(), dim=1))
             loaded.add(key)
     return loaded
+
+
+def gather_full(tensor: torch.Tensor) -> torch.Tensor:
+    """The whole tensor on the CPU, gathering FSDP shards (a collective on every rank)."""
+    if isinstance(tensor, DTensor):
+        tensor = tensor.full_tensor()
+    return tensor.detach().cpu()
 
 
 def assert_nothing_on_meta(model: nn.Module) -> None:
@@ -221,7 +182,7 @@ def _check_keys(present: set[str], targets: dict) -> None:
     unknown = sorted(present - set(targets))
     if unknown:
         raise ValueError(f"Checkpoint keys the model does not have: {unknown[:10]}")
-    missing = sorted(k for k in targets if k not in present and not _is_adapter(k))
+    missing = sorted(k for k in targets if k not in present and not is_adapter_key(k))
     if missing:
         raise ValueError(f"Base weights missing from the checkpoint: {missing[:10]}")
 
@@ -242,7 +203,3 @@ def _load_targets(model: nn.Module) -> dict[str, torch.Tensor | NF4Weight]:
         if isinstance(module, NF4Weight):
             targets[name] = module
     return targets
-
-
-def _is_adapter(key: str) -> bool:
-    return key.endswith(("lora_a.weight", "lora_b.weight", "magnitude"))

@@ -2,8 +2,10 @@
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
+from torch import nn
 
 from modeling.checkpointing.adapter import write_peft_adapter
 from modeling.checkpointing.atomic import atomic_directory
@@ -13,8 +15,11 @@ from modeling.checkpointing.files import (
     required_file,
     resolve_hf_files,
 )
+from modeling.checkpointing.merge import merge_adapter
 from modeling.checkpointing.options import check_torchtune_kwargs
+from modeling.checkpointing.protocol import ADAPTER_DIR, MERGED_DIR, Checkpointer
 from modeling.checkpointing.readers import TensorIndex, iter_hf_tensors, read_hf_slice
+from modeling.checkpointing.validation import validate_config
 from modeling.checkpointing.writers import (
     TOKENIZER_FILES,
     copy_files,
@@ -25,12 +30,13 @@ from modeling.checkpointing.writers import (
 )
 from modeling.convert import HeadDims, KeyMapper
 from modeling.convert.hf import IGNORED_HF_KEYS
+from modeling.peft import get_adapter_params
+from modeling.sharding import gather_full
 
-MERGED_SUBDIR = "merged"
-ADAPTER_SUBDIR = "adapter"
+DEFAULT_SHARD_SIZE = "5GB"
 
 
-class FullModelHFCheckpointer:
+class FullModelHFCheckpointer(Checkpointer):
     """Load a Hugging Face checkpoint into our keys; save merged models and PEFT adapters.
 
     Args:
@@ -65,6 +71,7 @@ class FullModelHFCheckpointer:
         self.model_type = self.mapper.model_type
         self.files = resolve_hf_files(self.checkpoint_dir, checkpoint_files)
         self.output_dir = None if output_dir is None else Path(output_dir)
+        self._index: TensorIndex | None = None
 
     def load_checkpoint(self) -> dict[str, torch.Tensor]:
         """Our state dict, converted one tensor at a time while the files are read.
@@ -80,26 +87,66 @@ class FullModelHFCheckpointer:
             yield from self.mapper.from_hf(hf_key, tensor)
 
     def tensor_index(self) -> TensorIndex:
-        """An index of the checkpoint's tensors for :meth:`read_slice` (reads headers only)."""
-        return TensorIndex(self.files)
+        """The index of the checkpoint's tensors (file headers only, read once)."""
+        if self._index is None:
+            self._index = TensorIndex(self.files)
+        return self._index
 
-    def keys(self, index: TensorIndex | None = None) -> list[str]:
+    def keys(self) -> list[str]:
         """Our keys of every tensor in the checkpoint, from the file headers alone."""
-        index = index or self.tensor_index()
         keys = []
-        for hf_key in index.names():
+        for hf_key in self.tensor_index().names():
             if IGNORED_HF_KEYS.fullmatch(hf_key):
                 continue
             rule, layer = self.mapper.hf_rule(hf_key)
             keys.extend(name.format(layer) for name in rule.ours)
         return keys
 
-    def read_slice(
-        self, key: str, dim: int, start: int, stop: int, index: TensorIndex | None = None
-    ) -> torch.Tensor:
+    def read_slice(self, key: str, dim: int, start: int, stop: int) -> torch.Tensor:
         """Our tensor ``key`` narrowed to ``[start:stop]`` along ``dim``, reading only that."""
-        index = index or self.tensor_index()
-        return read_hf_slice(index, self.mapper, key, dim, start, stop)
+        return read_hf_slice(self.tensor_index(), self.mapper, key, dim, start, stop)
+
+    def read_rows(self, key: str, start: int = 0, stop: int | None = None) -> torch.Tensor:
+        """Rows ``[start, stop)`` of our tensor ``key``, reading only those rows."""
+        if stop is None:
+            stop = self._rows(key)
+        return self.read_slice(key, 0, start, stop)
+
+    def check_model(self, model: nn.Module) -> None:
+        """Compare ``config.json``'s sizes with the model's (see ``validate_config``)."""
+        validate_config(self.config, model, config_path=self.config_path)
+
+    def write_outputs(
+        self,
+        model: nn.Module,
+        output_dir: str | Path,
+        *,
+        rank: int,
+        lora_config: dict[str, Any] | None = None,
+        max_shard_size: int | str | None = None,
+    ) -> dict[str, Path]:
+        """Write the run's outputs (see :meth:`Checkpointer.write_outputs`).
+
+        A LoRA run gathers only its adapters, writes them as a PEFT adapter, and merges
+        them into the base files shard by shard (``max_shard_size`` None keeps the base's
+        files). A full fine-tune gathers its state dict and writes it sharded.
+        """
+        output_dir = Path(output_dir)
+        if lora_config is not None:
+            adapters = {k: gather_full(v) for k, v in get_adapter_params(model).items()}
+            if rank != 0:
+                return {}
+            adapter = save_adapter(
+                output_dir, adapters, lora_config, self.mapper, self.checkpoint_dir
+            )
+            merged = merge_adapter(
+                self.checkpoint_dir, adapter, output_dir / MERGED_DIR, max_shard_size=max_shard_size
+            )
+            return {ADAPTER_DIR: adapter, MERGED_DIR: merged}
+        state = {k: gather_full(v) for k, v in model.state_dict().items()}
+        if rank != 0:
+            return {}
+        return {MERGED_DIR: self._write_merged(output_dir, state, max_shard_size)}
 
     def save_checkpoint(
         self,
@@ -130,20 +177,30 @@ class FullModelHFCheckpointer:
             ValueError: For no output_dir, a bad shard size, a key without a Hugging Face
                 name, or an output directory that cannot be written.
         """
-        output_dir = _output_dir(self.output_dir)
+        output_dir = require_output_dir(self.output_dir)
         written: dict[str, Path] = {}
         if state_dict is not None:
-            shard_size = shard_size_bytes(max_shard_size)
-            with atomic_directory(output_dir / MERGED_SUBDIR) as tmp:
-                write_hf_state_dict(tmp, state_dict, self.mapper, shard_size)
-                write_config(self.config_path, tmp, floating_dtype(state_dict.values()))
-                copy_files(self.checkpoint_dir, tmp, TOKENIZER_FILES)
-            written[MERGED_SUBDIR] = output_dir / MERGED_SUBDIR
+            written[MERGED_DIR] = self._write_merged(output_dir, state_dict, max_shard_size)
         if adapter_weights is not None:
-            written[ADAPTER_SUBDIR] = save_adapter(
+            written[ADAPTER_DIR] = save_adapter(
                 output_dir, adapter_weights, adapter_config, self.mapper, self.checkpoint_dir
             )
         return written
+
+    def _write_merged(
+        self, output_dir: Path, state_dict: dict[str, torch.Tensor], max_shard_size
+    ) -> Path:
+        shard_size = shard_size_bytes(max_shard_size or DEFAULT_SHARD_SIZE)
+        with atomic_directory(output_dir / MERGED_DIR) as tmp:
+            write_hf_state_dict(tmp, state_dict, self.mapper, shard_size)
+            write_config(self.config_path, tmp, floating_dtype(state_dict.values()))
+            copy_files(self.checkpoint_dir, tmp, TOKENIZER_FILES)
+        return output_dir / MERGED_DIR
+
+    def _rows(self, key: str) -> int:
+        rule, part, layer = self.mapper.our_rule(key)
+        rows = self.tensor_index().shape(rule.hf.format(layer))[0]
+        return self.mapper.split_sizes(rule, rows)[part] if rule.fused is not None else rows
 
 
 def save_adapter(
@@ -156,12 +213,13 @@ def save_adapter(
     """Write ``output_dir/adapter`` atomically as a PEFT adapter; return its path."""
     if adapter_config is None:
         raise ValueError("adapter_weights needs adapter_config (lora_rank, lora_alpha, ...)")
-    with atomic_directory(output_dir / ADAPTER_SUBDIR) as tmp:
+    with atomic_directory(output_dir / ADAPTER_DIR) as tmp:
         write_peft_adapter(tmp, adapter_weights, adapter_config, mapper, str(base_dir))
-    return output_dir / ADAPTER_SUBDIR
+    return output_dir / ADAPTER_DIR
 
 
-def _output_dir(output_dir: Path | None) -> Path:
+def require_output_dir(output_dir: Path | None) -> Path:
+    """``output_dir``, or a ``ValueError`` saying how to give the checkpointer one."""
     if output_dir is None:
         raise ValueError(
             "save_checkpoint needs an output_dir; pass output_dir= to the checkpointer"

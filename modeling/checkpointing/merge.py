@@ -30,6 +30,7 @@ from modeling.checkpointing.writers import (
     write_shards,
 )
 from modeling.convert.hf import PEFT_PREFIX
+from modeling.peft.lora import merge_lora_weight
 
 _SUFFIXES = {
     "lora_A.weight": "a",
@@ -49,16 +50,8 @@ class LoraUpdate:
     scaling: float = 1.0
 
     def apply(self, weight: torch.Tensor) -> torch.Tensor:
-        """The merged weight, computed in float32 and returned in ``weight``'s dtype.
-
-        Works in place on one new tensor so that a merge adds one weight's worth of memory.
-        """
-        adapted = self.b.float() @ self.a.float()
-        adapted.mul_(self.scaling).add_(weight)
-        if self.magnitude is not None:
-            norm = torch.linalg.vector_norm(adapted, dim=1)
-            adapted.mul_((self.magnitude.float() / norm)[:, None])
-        return adapted.to(weight.dtype)
+        """The merged weight (see :func:`~modeling.peft.lora.merge_lora_weight`)."""
+        return merge_lora_weight(weight, self.a, self.b, self.scaling, self.magnitude)
 
 
 def read_peft_adapter(adapter_dir: Path) -> dict[str, LoraUpdate]:

@@ -159,7 +159,7 @@ def read_hf_slice(
     shape = index.shape(hf_key)
     offset, rows = 0, shape[0]
     if rule.fused is not None:
-        sizes = mapper._split_sizes(rule, shape[0])
+        sizes = mapper.split_sizes(rule, shape[0])
         offset, rows = sum(sizes[:part]), sizes[part]
     if not 0 <= dim < len(shape) or not 0 <= start <= stop <= (rows if dim == 0 else shape[dim]):
         raise ValueError(

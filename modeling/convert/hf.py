@@ -75,9 +75,9 @@ class KeyMapper:
         self.model_type = key
         self.dims = dims
         self.rules = KEY_MAPS[key]
-        self._hf = [(_pattern(rule.hf), rule) for rule in self.rules]
+        self._hf = [(key_pattern(rule.hf), rule) for rule in self.rules]
         self._ours = [
-            (_pattern(name), rule, part)
+            (key_pattern(name), rule, part)
             for rule in self.rules
             for part, name in enumerate(rule.ours)
         ]
@@ -113,7 +113,7 @@ class KeyMapper:
         names = [name.format(layer) for name in rule.ours]
         if rule.fused is None:
             return [(names[0], self._unpermute(rule.rotary, tensor))]
-        parts = torch.split(tensor, self._split_sizes(rule, tensor.shape[0]), dim=0)
+        parts = torch.split(tensor, self.split_sizes(rule, tensor.shape[0]), dim=0)
         if rule.fused == "qkv":
             parts = (self._unpermute("q", parts[0]), self._unpermute("k", parts[1]), parts[2])
         return list(zip(names, parts, strict=True))
@@ -206,7 +206,8 @@ class KeyMapper:
             return None
         return self.dims.num_heads if kind == "q" else self.dims.num_kv_heads
 
-    def _split_sizes(self, rule: KeyRule, rows: int) -> list[int]:
+    def split_sizes(self, rule: KeyRule, rows: int) -> list[int]:
+        """Rows of each part of a fused tensor of ``rows`` rows (qkv by heads, gate/up halves)."""
         if rule.fused == "qkv":
             d = self.dims
             return [
@@ -230,5 +231,6 @@ class KeyMapper:
         return self.dims.num_heads if rotary == "q" else self.dims.num_kv_heads
 
 
-def _pattern(template: str) -> re.Pattern:
+def key_pattern(template: str) -> re.Pattern:
+    """A key template (``{}`` for the layer index) compiled to match whole keys."""
     return re.compile(re.escape(template).replace(r"\{\}", r"(\d+)"))

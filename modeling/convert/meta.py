@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from modeling.convert.hf import _pattern
+from modeling.convert.hf import key_pattern
 
 # Buffers Meta checkpoints carry that hold no weights of ours (Llama 2's rotary table).
 IGNORED_META_KEYS = re.compile(r"rope\.freqs")
@@ -62,8 +62,8 @@ class MetaKeyMapper:
                 f"{list(META_MODEL_TYPES)} (use FullModelHFCheckpointer for the others)"
             )
         self.model_type = model_type.lower()
-        self._meta = [(_pattern(rule.meta), rule) for rule in META_KEY_MAP]
-        self._ours = [(_pattern(rule.ours), rule) for rule in META_KEY_MAP]
+        self._meta = [(key_pattern(rule.meta), rule) for rule in META_KEY_MAP]
+        self._ours = [(key_pattern(rule.ours), rule) for rule in META_KEY_MAP]
 
     def meta_rule(self, meta_key: str) -> tuple[MetaKeyRule, str | None]:
         """The rule for a Meta key and its layer index.
@@ -80,10 +80,14 @@ class MetaKeyMapper:
         rule, layer = self.meta_rule(meta_key)
         return [(rule.ours.format(layer), tensor)]
 
+    def meta_key(self, key: str) -> tuple[str, MetaKeyRule]:
+        """Meta's name for one of our keys, and its rule (which says how files split it)."""
+        rule, layer = _lookup(self._ours, key, "our")
+        return rule.meta.format(layer), rule
+
     def to_meta(self, key: str, tensor: torch.Tensor) -> tuple[str, torch.Tensor]:
         """Meta's key and tensor for one of ours."""
-        rule, layer = _lookup(self._ours, key, "our")
-        return rule.meta.format(layer), tensor
+        return self.meta_key(key)[0], tensor
 
 
 def _lookup(patterns, key: str, kind: str) -> tuple[MetaKeyRule, str | None]:

@@ -4,6 +4,7 @@ from modeling.peft.adapters import (
     ADAPTER_SUFFIXES,
     get_adapter_params,
     get_merged_state_dict,
+    is_adapter_key,
     merge_state_dict,
     set_trainable_params,
 )
@@ -17,6 +18,7 @@ __all__ = [
     "NF4Weight",
     "get_adapter_params",
     "get_merged_state_dict",
+    "is_adapter_key",
     "merge_state_dict",
     "set_trainable_params",
 ]

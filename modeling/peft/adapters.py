@@ -5,14 +5,18 @@ from torch import nn
 
 from modeling.peft.lora import LoRALinear
 
+# The names adapter parameters end with: LoRA A and B, and DoRA's magnitude.
 ADAPTER_SUFFIXES = ("lora_a.weight", "lora_b.weight", "magnitude")
+
+
+def is_adapter_key(key: str) -> bool:
+    """Whether a state-dict key names an adapter parameter (not a base weight)."""
+    return key.endswith(ADAPTER_SUFFIXES)
 
 
 def get_adapter_params(model: nn.Module) -> dict[str, nn.Parameter]:
     """Every adapter parameter of ``model`` by its state-dict name (LoRA A/B, DoRA magnitude)."""
-    return {
-        name: param for name, param in model.named_parameters() if name.endswith(ADAPTER_SUFFIXES)
-    }
+    return {name: param for name, param in model.named_parameters() if is_adapter_key(name)}
 
 
 def set_trainable_params(model: nn.Module, adapter_params: dict[str, nn.Parameter]) -> None:
@@ -38,7 +42,7 @@ def merge_state_dict(state: dict[str, torch.Tensor], model: nn.Module) -> dict[s
     ``state`` holds full tensors (e.g. gathered from FSDP shards) while ``model`` may be
     sharded: only its :class:`LoRALinear` settings are read.
     """
-    merged = {key: value for key, value in state.items() if not key.endswith(ADAPTER_SUFFIXES)}
+    merged = {key: value for key, value in state.items() if not is_adapter_key(key)}
     for name, module in model.named_modules():
         if isinstance(module, LoRALinear):
             merged[f"{name}.weight"] = module.merge(

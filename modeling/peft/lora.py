@@ -9,6 +9,28 @@ from torch import nn
 from modeling.peft.nf4 import NF4Weight
 
 
+def merge_lora_weight(
+    weight: torch.Tensor,
+    lora_a: torch.Tensor,
+    lora_b: torch.Tensor,
+    scaling: float,
+    magnitude: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The merged weight ``W + scaling * B A``, DoRA-rescaled per row when given a magnitude.
+
+    The one merge formula (PEFT's ``get_delta_weight`` plus DoRA's rescale), used for
+    layers, gathered state dicts and adapters merged into checkpoint files alike. It is
+    computed in float32 on one new tensor, so a merge adds one weight's worth of memory,
+    and returned in ``weight``'s dtype.
+    """
+    merged = lora_b.float() @ lora_a.float()
+    merged.mul_(scaling).add_(weight)
+    if magnitude is not None:
+        norm = torch.linalg.vector_norm(merged, dim=1)
+        merged.mul_((magnitude.float() / norm)[:, None])
+    return merged.to(weight.dtype)
+
+
 class LoRALinear(nn.Module):
     """``y = x W^T + (alpha / rank) * B(A(dropout(x)))`` with W frozen.
 
@@ -107,10 +129,9 @@ class LoRALinear(nn.Module):
         magnitude: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``W + (alpha / rank) B A``, DoRA-rescaled row by row, for given (full) tensors."""
-        adapted = self._adapt(weight, lora_a, lora_b)
-        if self.use_dora:
-            adapted = adapted * (magnitude / self._row_norm(adapted)).to(weight.dtype)[:, None]
-        return adapted
+        return merge_lora_weight(
+            weight, lora_a, lora_b, self.scaling, magnitude if self.use_dora else None
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Base projection plus the scaled low-rank update (DoRA-rescaled if enabled)."""

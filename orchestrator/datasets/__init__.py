@@ -18,6 +18,7 @@ A typical per-rank setup::
             ...
 """
 
+from modeling.data import CROSS_ENTROPY_IGNORE_IDX
 from orchestrator.datasets.builders import (
     alpaca_cleaned_dataset,
     alpaca_dataset,
@@ -39,7 +40,7 @@ from orchestrator.datasets.packing import (
     packed_block_causal_mask,
 )
 from orchestrator.datasets.sampler import ShardedSampler
-from orchestrator.datasets.sft import CROSS_ENTROPY_IGNORE_IDX, SFTDataset, TextCompletionDataset
+from orchestrator.datasets.sft import SFTDataset, TextCompletionDataset
 from orchestrator.datasets.sources import load_rows
 
 __all__ = [

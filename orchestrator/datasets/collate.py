@@ -9,8 +9,8 @@ from typing import Any
 
 import torch
 
+from modeling.data import CROSS_ENTROPY_IGNORE_IDX
 from orchestrator.datasets.packing import packed_block_causal_mask
-from orchestrator.datasets.sft import CROSS_ENTROPY_IGNORE_IDX
 
 
 def padded_collate_sft(

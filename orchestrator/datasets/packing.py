@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch.utils.data import Dataset
 
-from orchestrator.datasets.sft import CROSS_ENTROPY_IGNORE_IDX
+from modeling.data import CROSS_ENTROPY_IGNORE_IDX
 
 
 class PackedDataset(Dataset):

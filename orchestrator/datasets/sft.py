@@ -11,9 +11,7 @@ from typing import Any, Protocol
 
 from torch.utils.data import Dataset
 
-from modeling.data.message import Message
-
-CROSS_ENTROPY_IGNORE_IDX = -100
+from modeling.data import CROSS_ENTROPY_IGNORE_IDX, Message
 
 
 class Tokenizer(Protocol):

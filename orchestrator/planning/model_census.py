@@ -16,6 +16,7 @@ from torch import nn
 
 from modeling.modules import TransformerDecoder
 from modeling.peft import FrozenNF4Linear, LoRALinear, NF4Weight, get_adapter_params
+from orchestrator.training.meta_model import build_on_meta
 
 LINEARS = ("q_proj", "k_proj", "v_proj", "output_proj", "w1", "w2", "w3")
 
@@ -78,14 +79,7 @@ class ModelCensus:
 
 def census(model_cfg: DictConfig, dtype: torch.dtype) -> ModelCensus:
     """Build ``model_cfg`` on ``meta`` in ``dtype`` and count it as the recipe would train it."""
-    from orchestrator.config import instantiate
-
-    with torch.device("meta"):
-        torch.set_default_dtype(dtype)
-        try:
-            model = instantiate(model_cfg)
-        finally:
-            torch.set_default_dtype(torch.float32)
+    model = build_on_meta(model_cfg, dtype)
     if not isinstance(model, TransformerDecoder):
         raise ValueError(
             f"model._component_ {model_cfg.get('_component_')!r} built a "

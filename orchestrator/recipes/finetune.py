@@ -20,19 +20,20 @@ import torch.distributed as dist
 from omegaconf import DictConfig, OmegaConf
 from torch.distributed.tensor import DTensor
 
+from modeling.checkpointing import Checkpointer
+from modeling.data import CROSS_ENTROPY_IGNORE_IDX
 from modeling.peft import get_adapter_params, set_trainable_params
 from modeling.sharding import (
     apply_activation_checkpointing,
     assert_nothing_on_meta,
-    load_sharded,
-    load_streaming,
     materialize,
     shard_decoder,
 )
 from orchestrator.datasets import ShardedSampler, StatefulDataLoader
 from orchestrator.datasets.collate import padded_collate_packed, padded_collate_sft
 from orchestrator.training.device_mesh import device_mesh
-from orchestrator.training.loss import IGNORE_INDEX, shift_labels
+from orchestrator.training.loss import shift_labels
+from orchestrator.training.meta_model import build_on_meta
 from orchestrator.training.metric_logger import MetricLogger
 from orchestrator.training.outputs import write_outputs
 from orchestrator.training.session import Session
@@ -75,12 +76,7 @@ def finetune(config: dict | DictConfig, session: Session) -> dict[str, Any]:
 
     # Model: meta device, freeze, activation checkpointing, shard, materialise, load.
     tokenizer = instantiate(cfg.tokenizer)
-    with torch.device("meta"):
-        torch.set_default_dtype(dtype)
-        try:
-            model = instantiate(cfg.model)
-        finally:
-            torch.set_default_dtype(torch.float32)
+    model = build_on_meta(cfg.model, dtype)
     if tokenizer.max_seq_len is None or tokenizer.max_seq_len > model.max_seq_len:
         tokenizer.max_seq_len = model.max_seq_len  # never feed the model more than it covers
     adapters = get_adapter_params(model)
@@ -94,7 +90,13 @@ def finetune(config: dict | DictConfig, session: Session) -> dict[str, Any]:
         shard_decoder(model, mesh=mesh, param_dtype=dtype if on_gpu else None)
     materialize(model, device)
     checkpointer = instantiate(cfg.checkpointer)
-    _load_base_weights(model, checkpointer)
+    if not isinstance(checkpointer, Checkpointer):
+        raise ValueError(
+            f"checkpointer._component_ {cfg.checkpointer.get('_component_')!r} built a "
+            f"{type(checkpointer).__name__}, not a checkpointer; use FullModelHFCheckpointer "
+            f"or FullModelMetaCheckpointer"
+        )
+    checkpointer.load_into(model)  # each rank reads only the rows its shards own
     assert_nothing_on_meta(model)
     if cfg.get("compile", False):
         for layer in model.layers:
@@ -106,7 +108,9 @@ def finetune(config: dict | DictConfig, session: Session) -> dict[str, Any]:
     collate = (
         padded_collate_packed
         if packed
-        else partial(padded_collate_sft, padding_idx=tokenizer.pad_id, ignore_idx=IGNORE_INDEX)
+        else partial(
+            padded_collate_sft, padding_idx=tokenizer.pad_id, ignore_idx=CROSS_ENTROPY_IGNORE_IDX
+        )
     )
     sampler = ShardedSampler(
         len(dataset),
@@ -186,19 +190,6 @@ def finetune(config: dict | DictConfig, session: Session) -> dict[str, Any]:
     return metrics
 
 
-def _load_base_weights(model, checkpointer) -> None:
-    """Stream base weights into the shards, reading only this rank's rows when possible."""
-    if hasattr(checkpointer, "read_slice"):
-        index = checkpointer.tensor_index()
-        load_sharded(
-            model,
-            lambda key, start, stop: checkpointer.read_slice(key, 0, start, stop, index),
-            checkpointer.keys(index),
-        )
-    else:  # Meta checkpoints: one full tensor at a time, sliced after reading
-        load_streaming(model, checkpointer.iter_checkpoint())
-
-
 def _plan(cfg: DictConfig, batches_per_epoch: int) -> Plan:
     grad_accum = int(cfg.get("gradient_accumulation_steps", 1))
     steps = batches_per_epoch // grad_accum
@@ -240,7 +231,9 @@ def _accumulate(model, loss_fn, micro_batches, device, world_size) -> tuple[floa
     gradient averaging, so the update is the same however the batch is split.
     """
     labels = [shift_labels(b["labels"]).to(device) for b in micro_batches]
-    local_tokens = torch.tensor(float(sum((lab != IGNORE_INDEX).sum() for lab in labels)))
+    local_tokens = torch.tensor(
+        float(sum((lab != CROSS_ENTROPY_IGNORE_IDX).sum() for lab in labels))
+    )
     global_tokens = _all_reduce(local_tokens.clone())
     total = torch.zeros((), dtype=torch.float32)
     input_tokens = 0
@@ -248,7 +241,7 @@ def _accumulate(model, loss_fn, micro_batches, device, world_size) -> tuple[floa
         tokens = batch["tokens"].to(device)
         input_tokens += tokens.numel()
         kwargs = {k: batch[k].to(device) for k in ("mask", "input_pos") if k in batch}
-        scored = label != IGNORE_INDEX  # logits only where a label takes loss
+        scored = label != CROSS_ENTROPY_IGNORE_IDX  # logits only where a label takes loss
         loss = loss_fn(model(tokens, output_mask=scored, **kwargs), label[scored])
         (loss * world_size / global_tokens.clamp(min=1)).backward()
         total += loss.detach().float().cpu()

@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-IGNORE_INDEX = -100
+from modeling.data import CROSS_ENTROPY_IGNORE_IDX
 
 
 class CEWithChunkedOutputLoss:
@@ -20,7 +20,9 @@ class CEWithChunkedOutputLoss:
         ignore_index: Label value that takes no loss.
     """
 
-    def __init__(self, num_output_chunks: int = 8, ignore_index: int = IGNORE_INDEX) -> None:
+    def __init__(
+        self, num_output_chunks: int = 8, ignore_index: int = CROSS_ENTROPY_IGNORE_IDX
+    ) -> None:
         if num_output_chunks < 1:
             raise ValueError(f"num_output_chunks must be >= 1, got {num_output_chunks}")
         self.num_output_chunks = num_output_chunks
@@ -49,7 +51,9 @@ class CEWithChunkedOutputLoss:
         return total
 
 
-def shift_labels(labels: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+def shift_labels(
+    labels: torch.Tensor, ignore_index: int = CROSS_ENTROPY_IGNORE_IDX
+) -> torch.Tensor:
     """Labels for next-token prediction: position i is scored against token i + 1."""
     pad = labels.new_full((labels.shape[0], 1), ignore_index)
     return torch.cat([labels[:, 1:], pad], dim=1)

@@ -1,72 +1,41 @@
-"""What a finished run leaves behind: the PEFT adapter and the merged model."""
+"""What a finished run leaves behind: its checkpointer's outputs and the loss curve."""
 
 from pathlib import Path
 from typing import Any
 
-import torch
 import torch.distributed as dist
 from omegaconf import DictConfig, OmegaConf
-from torch.distributed.tensor import DTensor
 
 from modeling.builders import LORA_OPTIONS
-from modeling.checkpointing import FullModelHFCheckpointer, merge_adapter
-from modeling.checkpointing.hf_checkpointer import save_adapter
-from modeling.convert import HeadDims, KeyMapper
-from modeling.peft import ADAPTER_SUFFIXES, LoRALinear, get_adapter_params, merge_state_dict
+from modeling.checkpointing import ADAPTER_DIR, MERGED_DIR, Checkpointer
+from modeling.peft import LoRALinear
 from orchestrator.training.metric_logger import LOSS_CURVE_FILE, METRICS_FILE, plot_loss_curve
 
-ADAPTER_DIR, MERGED_DIR = "adapter", "merged"
+__all__ = ["ADAPTER_DIR", "MERGED_DIR", "write_outputs"]
+
 LORA_KEYS = ("lora_attn_modules", *LORA_OPTIONS)  # every keyword a lora_ builder adds
 
 
-def write_outputs(cfg: DictConfig, model, checkpointer, rank: int, is_lora: bool) -> None:
-    """Rank 0 writes ``adapter/`` (LoRA) and ``merged/``; every rank joins the gathers.
+def write_outputs(
+    cfg: DictConfig, model, checkpointer: Checkpointer, rank: int, is_lora: bool
+) -> None:
+    """Write ``adapter/`` (LoRA) and ``merged/`` under ``cfg.output_dir``, then the loss curve.
 
-    From a Hugging Face base, LoRA runs gather only the adapters and merge them into the
-    base files shard by shard (``tune merge``). Full fine-tunes, and Meta-format bases
-    (whose merged output is Meta's one-file format), gather the whole state dict on rank 0.
+    ``cfg.output_dir`` is the one place outputs go, whatever the checkpointer's own
+    ``output_dir`` says. Every rank calls this: the checkpointer's gathers are collectives.
     """
     output_dir = Path(cfg.output_dir)
-    hf_base = isinstance(checkpointer, FullModelHFCheckpointer)
-    if is_lora and hf_base:
-        adapters = {k: _full(v) for k, v in get_adapter_params(model).items()}
-        if rank == 0:
-            checkpointer.save_checkpoint(
-                None, adapter_weights=adapters, adapter_config=_lora_config(cfg, model)
-            )
-            merge_adapter(
-                checkpointer.checkpoint_dir,
-                output_dir / ADAPTER_DIR,
-                output_dir / MERGED_DIR,
-                max_shard_size=cfg.get("max_shard_size"),
-            )
-    else:
-        state = {k: _full(v) for k, v in model.state_dict().items()}
-        if rank == 0 and is_lora:
-            attn = model.layers[0].attn
-            mapper = KeyMapper(
-                checkpointer.model_type, HeadDims(attn.num_heads, attn.num_kv_heads, attn.head_dim)
-            )
-            adapters = {k: v for k, v in state.items() if k.endswith(ADAPTER_SUFFIXES)}
-            save_adapter(
-                output_dir, adapters, _lora_config(cfg, model), mapper, checkpointer.checkpoint_dir
-            )
-            state = merge_state_dict(state, model)
-        if rank == 0 and hf_base:
-            checkpointer.save_checkpoint(state, max_shard_size=cfg.get("max_shard_size", "5GB"))
-        elif rank == 0:
-            checkpointer.save_checkpoint(state)
+    checkpointer.write_outputs(
+        model,
+        output_dir,
+        rank=rank,
+        lora_config=_lora_config(cfg, model) if is_lora else None,
+        max_shard_size=cfg.get("max_shard_size"),
+    )
     if rank == 0:
         plot_loss_curve(output_dir / METRICS_FILE, output_dir / LOSS_CURVE_FILE)
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
-
-
-def _full(tensor: torch.Tensor) -> torch.Tensor:
-    """The whole tensor on the CPU, gathering FSDP shards (a collective on every rank)."""
-    if isinstance(tensor, DTensor):
-        tensor = tensor.full_tensor()
-    return tensor.detach().cpu()
 
 
 def _lora_config(cfg: DictConfig, model) -> dict[str, Any]:

@@ -6,12 +6,7 @@ import pytest
 import torch
 
 import modeling.checkpointing.writers as writers
-from modeling.checkpointing import (
-    FullModelHFCheckpointer,
-    load_into,
-    validate_config,
-)
-from modeling.checkpointing.validation import fitting_builders
+from modeling.checkpointing import FullModelHFCheckpointer, validate_config
 from tests.modeling.checkpoint_fixtures import build, saved_hf, to_bin
 
 pytest.importorskip("transformers")
@@ -77,29 +72,33 @@ def test_unknown_hf_key_is_named(hf_dir):
         ckpt.load_checkpoint()
 
 
-def test_load_into_names_shapes_keys_and_fitting_builders(hf_dir):
-    state = FullModelHFCheckpointer(hf_dir).load_checkpoint()
-    llama2 = build("llama2")  # 4 kv heads where the checkpoint has 2
+def test_load_into_refuses_a_model_of_other_sizes_before_reading(hf_dir):
+    ckpt = FullModelHFCheckpointer(hf_dir)
+    ckpt.read_rows = None  # nothing may be read once the sizes disagree
     with pytest.raises(
         ValueError,
-        match=r"'layers.0.attn.k_proj.weight': checkpoint \(32, 64\), "
-        r"model \(64, 64\); no sized 'llama2' builder fits",
+        match=r"config.json disagrees with the model builder: num_key_value_heads is 2 there "
+        r"but the model has num_kv_heads=4.*checkpointer.checkpoint_dir",
     ):
-        load_into(llama2, state, "llama2")
-    with pytest.raises(ValueError, match=r"unknown \['bogus'\], missing \[\]"):
-        load_into(build("llama3"), {**state, "bogus": torch.zeros(1)}, "llama3")
-    load_into(build("llama3"), state, "llama3")
-    assert fitting_builders("llama3", "tok_embeddings.weight", (128256, 4096)) == ["llama3_8b"]
+        ckpt.load_into(build("llama2"))  # 4 kv heads where the checkpoint has 2
+
+
+def test_load_into_loads_the_checkpoint_exactly(hf_dir):
+    ckpt = FullModelHFCheckpointer(hf_dir)
+    model = build("llama3")
+    assert ckpt.load_into(model) == set(ckpt.keys())
+    state = ckpt.load_checkpoint()
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in state.items())
 
 
 def test_validate_config_names_fields_and_values(hf_dir):
     config = json.loads((hf_dir / "config.json").read_text())
     validate_config(config, build("llama3"))
     with pytest.raises(
-        ValueError, match=r"num_key_value_heads: config.json has 2, the model has 4"
+        ValueError, match=r"num_key_value_heads is 2 there but the model has num_kv_heads=4"
     ):
         validate_config(config, build("llama2"))
-    with pytest.raises(ValueError, match=r"hidden_size: config.json has 96, the model has 64"):
+    with pytest.raises(ValueError, match=r"hidden_size is 96 there but the model has embed_dim=64"):
         validate_config({**config, "hidden_size": 96}, build("llama3"))
 
 

@@ -71,6 +71,24 @@ def test_single_and_multi_file_meta_give_the_transformers_model(family, tmp_path
     assert all(torch.equal(again[k], state[k]) for k in state)
 
 
+def test_meta_rows_of_a_multi_file_checkpoint_equal_slices_of_the_whole(tmp_path):
+    _, hf_dir = saved_hf("llama3", tmp_path / "hf")
+    state = FullModelHFCheckpointer(hf_dir, model_type="llama3").load_checkpoint()
+    ckpt = FullModelMetaCheckpointer(write_meta("llama3", state, tmp_path / "four", ranks=4))
+    assert set(ckpt.keys()) == set(state)
+    # dim-0 splits (q_proj, output), dim-1 splits (embeddings, w2) and replicated norms
+    for key in (
+        "layers.0.attn.q_proj.weight",
+        "output.weight",
+        "tok_embeddings.weight",
+        "layers.1.mlp.w2.weight",
+        "norm.scale",
+    ):
+        rows = len(state[key])
+        for start, stop in ((0, rows), (3, rows // 2 + 5), (rows - 1, rows), (2, 2)):
+            assert torch.equal(ckpt.read_rows(key, start, stop), state[key][start:stop]), key
+
+
 def test_meta_errors_name_the_problem(tmp_path):
     with pytest.raises(ValueError, match=r"'phi3_mini' has no Meta checkpoint format"):
         FullModelMetaCheckpointer(tmp_path, model_type="phi3_mini")

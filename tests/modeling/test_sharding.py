@@ -12,7 +12,7 @@ from modeling.peft import get_adapter_params, set_trainable_params
 from modeling.sharding import (
     apply_activation_checkpointing,
     assert_nothing_on_meta,
-    load_streaming,
+    load_owned_rows,
     materialize,
     shard_decoder,
 )
@@ -66,7 +66,7 @@ def _worker(rank, port, lora_kwargs, out_path):
     try:
         state = {**reference_state(), **adapter_state(lora_kwargs)}
         model = build_sharded(lora_kwargs, checkpointing=True)
-        load_streaming(model, state.items())
+        load_state(model, state)
         assert_nothing_on_meta(model)
         tokens = torch.randint(0, 96, (2, 12), generator=torch.Generator().manual_seed(1))
         logits = model(tokens)
@@ -115,15 +115,20 @@ def test_sharded_streaming_load_matches_unsharded_model(lora_kwargs, tmp_path):
         )
 
 
-def test_streaming_load_names_bad_keys_and_shapes():
+def load_state(model, state, strict=True):
+    """Load a state dict of full tensors through the one owned-rows loop."""
+    return load_owned_rows(model, lambda key, a, b: state[key][a:b], state.keys(), strict=strict)
+
+
+def test_owned_rows_load_names_bad_keys_and_shapes():
     model = llama3(**SIZES)
     state = reference_state()
     with pytest.raises(ValueError, match=r"Shape mismatch for 'output.weight'.*\(96, 16\)"):
-        load_streaming(model, [("output.weight", torch.zeros(96, 16))])
+        load_state(model, {**state, "output.weight": torch.zeros(96, 16)})
     with pytest.raises(ValueError, match=r"does not have: \['bogus.weight'\]"):
-        load_streaming(model, [*state.items(), ("bogus.weight", torch.zeros(1))])
+        load_state(model, {**state, "bogus.weight": torch.zeros(1)})
     with pytest.raises(ValueError, match=r"missing from the checkpoint: \['layers.0"):
-        load_streaming(model, [(k, v) for k, v in state.items() if "layers.0" not in k])
+        load_state(model, {k: v for k, v in state.items() if "layers.0" not in k})
 
 
 def _save_hf(state, directory):
@@ -154,20 +159,20 @@ def _save_hf(state, directory):
 
 def _sliced_worker(rank, port, directory, lora_kwargs, out_path):
     from modeling.checkpointing import FullModelHFCheckpointer
-    from modeling.sharding import load_sharded
 
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     try:
         model = build_sharded(lora_kwargs)
         ckpt = FullModelHFCheckpointer(directory, model_type="llama3")
-        index = ckpt.tensor_index()
         reads = []
+        read_rows = ckpt.read_rows
 
-        def read_rows(key, start, stop):
+        def counting_read_rows(key, start, stop):
             reads.append((key, stop - start))
-            return ckpt.read_slice(key, 0, start, stop, index)
+            return read_rows(key, start, stop)
 
-        load_sharded(model, read_rows, ckpt.keys(index))
+        ckpt.read_rows = counting_read_rows
+        ckpt.load_into(model)
         assert_nothing_on_meta(model)
         tokens = torch.randint(0, 96, (2, 12), generator=torch.Generator().manual_seed(1))
         logits = model(tokens).detach()

@@ -9,7 +9,7 @@ from torch.distributed.tensor import Replicate, Shard
 
 from modeling.llama3 import lora_llama3
 from modeling.peft import get_adapter_params, set_trainable_params
-from modeling.sharding import load_sharded, materialize, shard_decoder
+from modeling.sharding import load_owned_rows, materialize, shard_decoder
 from orchestrator.training.device_mesh import device_mesh
 from tests.modeling.test_sharding import SIZES, reference_state
 
@@ -35,7 +35,7 @@ def _worker(rank, port, out):
             reads.append((key, stop - start))
             return state[key][start:stop]
 
-        load_sharded(model, read_rows, state.keys())
+        load_owned_rows(model, read_rows, state.keys())
         tokens = torch.randint(0, 96, (2, 12), generator=torch.Generator().manual_seed(1))
         weight = model.layers[0].mlp.w1.weight
         torch.save(
