@@ -1,13 +1,14 @@
 """One builder for every decoder family: a spec of sizes and choices in, a model out.
 
 Families differ only in data (sizes, activation, norm form, embedding scale, tied
-output), so each family's builders fill a :class:`DecoderSpec` and, for LoRA, a
-:class:`LoRASpec`, and call :func:`build_decoder`. Validation lives here once.
+output), so each family's builders (``modeling.<family>._component_builders``, written out
+as plain functions) fill a :class:`DecoderSpec` and, for LoRA, a :class:`LoRASpec`, and
+call :func:`build_decoder`. Validation lives here once.
 """
 
 import math
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
 
 import torch.nn.functional as F
 from torch import nn
@@ -33,6 +34,8 @@ class DecoderSpec:
 
     ``head_dim`` defaults to ``embed_dim // num_heads``. ``gemma_style`` selects Gemma's
     ``1 + weight`` norms, sqrt(embed_dim) embedding scale and tied output projection.
+    ``family`` names the builder in error messages. ``intermediate_dim`` may be None only
+    to have :func:`build_decoder` say that the family needs it.
     """
 
     vocab_size: int
@@ -40,7 +43,7 @@ class DecoderSpec:
     num_heads: int
     num_kv_heads: int
     embed_dim: int
-    intermediate_dim: int
+    intermediate_dim: int | None
     max_seq_len: int
     norm_eps: float = 1e-5
     rope_base: float = 10_000.0
@@ -49,11 +52,15 @@ class DecoderSpec:
     activation: str = "silu"
     gemma_style: bool = False
     rope_scaling: RopeScaling | None = None
+    family: str = "decoder"
 
 
 @dataclass(frozen=True)
 class LoRASpec:
-    """Where LoRA goes and how it is shaped; mirrors the ``lora_*`` builder keywords."""
+    """Where LoRA goes and how it is shaped; mirrors the ``lora_*`` builder keywords.
+
+    A list of ``lora_attn_modules`` is stored as a tuple, so the spec stays immutable.
+    """
 
     lora_attn_modules: tuple[str, ...]
     apply_lora_to_mlp: bool = False
@@ -64,31 +71,17 @@ class LoRASpec:
     quantize_base: bool = False
     use_dora: bool = False
 
+    def __post_init__(self) -> None:
+        if isinstance(self.lora_attn_modules, list | tuple):
+            object.__setattr__(self, "lora_attn_modules", tuple(self.lora_attn_modules))
 
-# The size keywords every generic builder takes, and the options its lora_ form adds.
-SIZE_ARGS = (
-    "vocab_size",
-    "num_layers",
-    "num_heads",
-    "num_kv_heads",
-    "embed_dim",
-    "max_seq_len",
-    "intermediate_dim",
-    "head_dim",
-    "attn_dropout",
-    "norm_eps",
-    "rope_base",
-    "rope_scaling",
-)
-LORA_OPTIONS = (
-    "apply_lora_to_mlp",
-    "apply_lora_to_output",
-    "lora_rank",
-    "lora_alpha",
-    "lora_dropout",
-    "quantize_base",
-    "use_dora",
-)
+
+# The DecoderSpec fields a family fixes itself rather than taking as builder keywords.
+_FAMILY_CHOICES = ("activation", "gemma_style", "family")
+# The size keywords every generic builder takes (``llama3(...)``, ...), and the options
+# its ``lora_`` form adds after ``lora_attn_modules``.
+SIZE_ARGS = tuple(f.name for f in fields(DecoderSpec) if f.name not in _FAMILY_CHOICES)
+LORA_OPTIONS = tuple(f.name for f in fields(LoRASpec) if f.name != "lora_attn_modules")
 
 
 def llama_intermediate_dim(
@@ -183,8 +176,32 @@ def build_decoder(spec: DecoderSpec, lora: LoRASpec | None = None) -> Transforme
     )
 
 
+def decoder_sizes(model: TransformerDecoder) -> dict[str, int | float]:
+    """The size keywords of a generic builder that rebuild ``model``'s base architecture.
+
+    Read off the built modules (works on ``meta``), so a sized builder such as
+    ``lora_llama3_tiny()`` can be turned back into the sizes a checkpoint's
+    ``config.json`` needs.
+    """
+    layer = model.layers[0]
+    return {
+        "vocab_size": model.tok_embeddings.num_embeddings,
+        "num_layers": len(model.layers),
+        "num_heads": layer.attn.num_heads,
+        "num_kv_heads": layer.attn.num_kv_heads,
+        "embed_dim": model.tok_embeddings.embedding_dim,
+        "intermediate_dim": layer.mlp.w1.weight.shape[0],
+        "max_seq_len": model.max_seq_len,
+        "head_dim": layer.attn.head_dim,
+        "norm_eps": model.norm.eps,
+        "rope_base": layer.attn.pos_embeddings.base,
+    }
+
+
 def _validate(spec: DecoderSpec, lora: LoRASpec | None) -> int:
     """Check sizes and LoRA options; return the head dimension."""
+    if spec.intermediate_dim is None:
+        raise ValueError(f"intermediate_dim is required for {spec.family}")
     for name in (
         "vocab_size",
         "num_layers",
@@ -244,239 +261,3 @@ def _validate_lora(lora: LoRASpec, spec: DecoderSpec) -> None:
 
 def _divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
-
-
-def sized_builders(
-    family: str,
-    size: str,
-    description: str,
-    base: Callable[..., TransformerDecoder],
-    lora: Callable[..., TransformerDecoder],
-    sizes: dict,
-) -> tuple[Callable[[], TransformerDecoder], ...]:
-    """Make the ``F_size``, ``lora_F_size`` and ``qlora_F_size`` builders of one published size.
-
-    Every family's sized builders differ only in the sizes they pass, so they are made
-    here once rather than written out per size.
-
-    Args:
-        family: Family name, e.g. ``"llama3"``.
-        size: Size suffix, e.g. ``"8b"``.
-        description: One line naming the model and its published parameter count.
-        base: The family's generic builder.
-        lora: The family's generic LoRA builder.
-        sizes: The published sizes, as keywords of ``base``.
-    """
-    module = f"modeling.{family}"
-
-    def plain() -> TransformerDecoder:
-        return base(**sizes)
-
-    def lora_sized(
-        lora_attn_modules: list[str],
-        apply_lora_to_mlp: bool = False,
-        apply_lora_to_output: bool = False,
-        lora_rank: int = 8,
-        lora_alpha: float = 16.0,
-        lora_dropout: float = 0.0,
-        quantize_base: bool = False,
-        use_dora: bool = False,
-    ) -> TransformerDecoder:
-        return lora(
-            lora_attn_modules,
-            apply_lora_to_mlp,
-            apply_lora_to_output,
-            **sizes,
-            lora_rank=lora_rank,
-            lora_alpha=lora_alpha,
-            lora_dropout=lora_dropout,
-            quantize_base=quantize_base,
-            use_dora=use_dora,
-        )
-
-    def qlora_sized(
-        lora_attn_modules: list[str],
-        apply_lora_to_mlp: bool = False,
-        apply_lora_to_output: bool = False,
-        lora_rank: int = 8,
-        lora_alpha: float = 16.0,
-        lora_dropout: float = 0.0,
-        use_dora: bool = False,
-    ) -> TransformerDecoder:
-        return lora_sized(
-            lora_attn_modules,
-            apply_lora_to_mlp,
-            apply_lora_to_output,
-            lora_rank=lora_rank,
-            lora_alpha=lora_alpha,
-            lora_dropout=lora_dropout,
-            quantize_base=True,
-            use_dora=use_dora,
-        )
-
-    size_text = ", ".join(f"{k}={v}" for k, v in sizes.items())
-    docs = {
-        plain: f"{description}\n\nSizes: {size_text}.",
-        lora_sized: f"{description}, with LoRA (keywords as ``lora_{family}``).",
-        qlora_sized: f"{description}, with LoRA over an NF4-quantized base (QLoRA).",
-    }
-    for fn, prefix in ((plain, ""), (lora_sized, "lora_"), (qlora_sized, "qlora_")):
-        fn.__name__ = fn.__qualname__ = f"{prefix}{family}_{size}"
-        fn.__module__ = module
-        fn.__doc__ = docs[fn]
-    return plain, lora_sized, qlora_sized
-
-
-def family_builders(
-    family: str,
-    title: str,
-    *,
-    rope_base: float,
-    norm_eps: float,
-    default_intermediate_dim: Callable[[int], int] | None = None,
-    activation: str = "silu",
-    gemma_style: bool = False,
-) -> tuple[Callable[..., TransformerDecoder], Callable[..., TransformerDecoder]]:
-    """Make a family's generic builder ``F(...)`` and its LoRA form ``lora_F(...)``.
-
-    The five families share one signature and differ only in defaults and a few
-    architectural switches, so their builders are made here once with explicit keyword
-    signatures (which configs bind against) rather than written out five times.
-
-    Args:
-        family: Family name, e.g. ``"llama3"``; names the builders.
-        title: Human name for docstrings, e.g. ``"Llama 3"``.
-        rope_base: Default rotary base.
-        norm_eps: Default RMSNorm epsilon.
-        default_intermediate_dim: Derives the MLP width from ``embed_dim`` when the caller
-            gives none (Meta's rule for Llama); None makes ``intermediate_dim`` required.
-        activation: MLP gate activation, ``"silu"`` or ``"gelu_tanh"``.
-        gemma_style: Gemma's ``1 + weight`` norms, embedding scale and tied output.
-    """
-
-    def spec(
-        *,
-        vocab_size,
-        num_layers,
-        num_heads,
-        num_kv_heads,
-        embed_dim,
-        max_seq_len,
-        intermediate_dim,
-        head_dim,
-        attn_dropout,
-        norm_eps,
-        rope_base,
-        rope_scaling,
-    ) -> DecoderSpec:
-        if intermediate_dim is None:
-            if default_intermediate_dim is None:
-                raise ValueError(f"intermediate_dim is required for {family}")
-            intermediate_dim = default_intermediate_dim(embed_dim)
-        return DecoderSpec(
-            vocab_size=vocab_size,
-            num_layers=num_layers,
-            num_heads=num_heads,
-            num_kv_heads=num_kv_heads,
-            embed_dim=embed_dim,
-            max_seq_len=max_seq_len,
-            intermediate_dim=intermediate_dim,
-            head_dim=head_dim,
-            attn_dropout=attn_dropout,
-            norm_eps=norm_eps,
-            rope_base=rope_base,
-            rope_scaling=rope_scaling,
-            activation=activation,
-            gemma_style=gemma_style,
-        )
-
-    default_eps, default_base = norm_eps, rope_base
-
-    def base(
-        *,
-        vocab_size: int,
-        num_layers: int,
-        num_heads: int,
-        num_kv_heads: int,
-        embed_dim: int,
-        max_seq_len: int,
-        intermediate_dim: int | None = None,
-        head_dim: int | None = None,
-        attn_dropout: float = 0.0,
-        norm_eps: float = default_eps,
-        rope_base: float = default_base,
-        rope_scaling: RopeScaling | None = None,
-    ) -> TransformerDecoder:
-        args = locals()  # includes closure variables: pick the size keywords
-        return build_decoder(spec(**{name: args[name] for name in SIZE_ARGS}))
-
-    def lora(
-        lora_attn_modules: list[str],
-        apply_lora_to_mlp: bool = False,
-        apply_lora_to_output: bool = False,
-        *,
-        vocab_size: int,
-        num_layers: int,
-        num_heads: int,
-        num_kv_heads: int,
-        embed_dim: int,
-        max_seq_len: int,
-        intermediate_dim: int | None = None,
-        head_dim: int | None = None,
-        attn_dropout: float = 0.0,
-        norm_eps: float = default_eps,
-        rope_base: float = default_base,
-        rope_scaling: RopeScaling | None = None,
-        lora_rank: int = 8,
-        lora_alpha: float = 16.0,
-        lora_dropout: float = 0.0,
-        quantize_base: bool = False,
-        use_dora: bool = False,
-    ) -> TransformerDecoder:
-        args = locals()
-        lora_spec = LoRASpec(
-            lora_attn_modules=tuple(lora_attn_modules)
-            if isinstance(lora_attn_modules, list | tuple)
-            else lora_attn_modules,
-            **{name: args[name] for name in LORA_OPTIONS},
-        )
-        return build_decoder(spec(**{name: args[name] for name in SIZE_ARGS}), lora_spec)
-
-    base.__doc__ = f"""A {title} decoder of any size.
-
-    Args:
-        vocab_size: Tokens in the vocabulary.
-        num_layers: Decoder layers.
-        num_heads: Query heads.
-        num_kv_heads: Key/value heads (must divide ``num_heads``).
-        embed_dim: Model width.
-        max_seq_len: Longest sequence the rotary tables cover.
-        intermediate_dim: MLP width{
-        "" if default_intermediate_dim is None else "; Meta's rule from embed_dim when omitted"
-    }.
-        head_dim: Channels per head; ``embed_dim // num_heads`` when omitted.
-        attn_dropout: Attention dropout while training.
-        norm_eps: RMSNorm epsilon (default {default_eps}).
-        rope_base: Rotary base, ``rope_theta`` (default {default_base:g}).
-        rope_scaling: Llama 3.1-style frequency scaling, if any.
-    """
-    lora.__doc__ = f"""A {title} decoder with LoRA on the chosen projections.
-
-    Args:
-        lora_attn_modules: Attention projections to adapt, from ``q_proj``, ``k_proj``,
-            ``v_proj``, ``output_proj``.
-        apply_lora_to_mlp: Adapt the three MLP projections too.
-        apply_lora_to_output: Adapt the final vocabulary projection{
-        " (rejected: the output is tied to the embedding)" if gemma_style else ""
-    }.
-        lora_rank: Adapter rank.
-        lora_alpha: Adapter scale numerator (update scaled by ``alpha / rank``).
-        lora_dropout: Dropout on adapter inputs.
-        quantize_base: Store frozen projections as NF4 (QLoRA).
-        use_dora: Learn DoRA magnitudes as well.
-        **sizes: As ``{family}(...)``.
-    """
-    for fn, name in ((base, family), (lora, f"lora_{family}")):
-        fn.__name__ = fn.__qualname__ = name
-        fn.__module__ = f"modeling.{family}"
-    return base, lora

@@ -2,10 +2,11 @@
 
 The tokenizer is a byte-level BPE trained in a second on the shipped demo instructions and
 written as a tiktoken rank file, the format of Meta's Llama 3 ``tokenizer.model``. The
-model is a tiny Llama 3 architecture, pretrained for a few seconds as a plain language
-model on the same text (so the LoRA fine-tune adapts a model that knows the words, as it
-would a real base model), then saved as a Hugging Face checkpoint through the production
-key map, so the demo exercises the same loading path as a real download.
+model is a tiny Llama 3 at the demo config's sizes (``llama3_tiny``'s), pretrained
+for a few seconds as a plain language model on the same text (so the LoRA fine-tune adapts
+a model that knows the words, as it would a real base model), then saved as a Hugging Face
+checkpoint through the production key map, so the demo exercises the same loading path as
+a real download.
 """
 
 import base64
@@ -17,15 +18,16 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from omegaconf import OmegaConf
 from safetensors.torch import save_file
 
-from modeling.builders import SIZE_ARGS
+from modeling.builders import decoder_sizes
 from modeling.checkpointing import atomic_directory
 from modeling.convert import HeadDims, KeyMapper
-from modeling.llama3 import llama3, llama3_tokenizer
+from modeling.llama3 import NUM_SPECIAL_TOKENS, llama3, llama3_tokenizer
+from orchestrator.training.meta_model import build_on_meta
 
 PRETRAIN_STEPS = 120  # a few seconds on a laptop CPU
-NUM_SPECIAL_TOKENS = 256  # Llama 3 reserves 256 special ids after the regular vocabulary
 _WORDS = re.compile(r" ?[A-Za-z]+| ?[0-9]| ?[^\sA-Za-z0-9]+|\s+")
 
 
@@ -76,7 +78,8 @@ def ensure_demo_assets(
 
     Args:
         directory: Where the assets live (reused by later runs).
-        model_config: The demo config's ``model`` node; its sizes shape the checkpoint.
+        model_config: The demo config's ``model`` node; the sizes of the model it builds
+            shape the checkpoint.
         data_path: The instruction data the tokenizer is trained on.
         seed: Seed of the random base weights.
 
@@ -86,7 +89,7 @@ def ensure_demo_assets(
     directory = Path(directory)
     if (directory / "tokenizer.model").exists() and (directory / "model" / "config.json").exists():
         return directory
-    sizes = {k: model_config[k] for k in SIZE_ARGS if k in model_config}
+    sizes = decoder_sizes(build_on_meta(OmegaConf.create(model_config), torch.float32))
     rows = json.loads(Path(data_path).read_text())
     text = "\n".join(" ".join(str(v) for v in row.values()) for row in rows)
     ranks = train_bpe_ranks(text, sizes["vocab_size"] - NUM_SPECIAL_TOKENS)

@@ -1,10 +1,12 @@
-"""Llama 3 at its published sizes, and the tiny size tests and the demo use."""
+"""Llama 3 at its published sizes, and the tiny size tests, benchmarks and the demo use."""
 
-from modeling.builders import sized_builders
 from modeling.llama3._component_builders import llama3, lora_llama3
+from modeling.modules import TransformerDecoder
 
-LLAMA3_SIZES = {
-    "8b": dict(
+
+def llama3_8b() -> TransformerDecoder:
+    """Llama 3 8B (8.03B parameters)."""
+    return llama3(
         vocab_size=128_256,
         num_layers=32,
         num_heads=32,
@@ -14,8 +16,69 @@ LLAMA3_SIZES = {
         max_seq_len=8192,
         norm_eps=1e-5,
         rope_base=500_000.0,
-    ),
-    "70b": dict(
+    )
+
+
+def lora_llama3_8b(
+    lora_attn_modules: list[str],
+    apply_lora_to_mlp: bool = False,
+    apply_lora_to_output: bool = False,
+    lora_rank: int = 8,
+    lora_alpha: float = 16.0,
+    lora_dropout: float = 0.0,
+    quantize_base: bool = False,
+    use_dora: bool = False,
+) -> TransformerDecoder:
+    """Llama 3 8B with LoRA; the arguments are :func:`lora_llama3`'s."""
+    return lora_llama3(
+        lora_attn_modules,
+        apply_lora_to_mlp,
+        apply_lora_to_output,
+        vocab_size=128_256,
+        num_layers=32,
+        num_heads=32,
+        num_kv_heads=8,
+        embed_dim=4096,
+        intermediate_dim=14_336,
+        max_seq_len=8192,
+        norm_eps=1e-5,
+        rope_base=500_000.0,
+        lora_rank=lora_rank,
+        lora_alpha=lora_alpha,
+        lora_dropout=lora_dropout,
+        quantize_base=quantize_base,
+        use_dora=use_dora,
+    )
+
+
+def qlora_llama3_8b(
+    lora_attn_modules: list[str],
+    apply_lora_to_mlp: bool = False,
+    apply_lora_to_output: bool = False,
+    lora_rank: int = 8,
+    lora_alpha: float = 16.0,
+    lora_dropout: float = 0.0,
+    use_dora: bool = False,
+) -> TransformerDecoder:
+    """Llama 3 8B with LoRA over an NF4-quantized base (QLoRA).
+
+    :func:`lora_llama3_8b` with ``quantize_base=True``; the other arguments are the same.
+    """
+    return lora_llama3_8b(
+        lora_attn_modules,
+        apply_lora_to_mlp,
+        apply_lora_to_output,
+        lora_rank=lora_rank,
+        lora_alpha=lora_alpha,
+        lora_dropout=lora_dropout,
+        quantize_base=True,
+        use_dora=use_dora,
+    )
+
+
+def llama3_70b() -> TransformerDecoder:
+    """Llama 3 70B (70.6B parameters)."""
+    return llama3(
         vocab_size=128_256,
         num_layers=80,
         num_heads=64,
@@ -25,12 +88,137 @@ LLAMA3_SIZES = {
         max_seq_len=8192,
         norm_eps=1e-5,
         rope_base=500_000.0,
-    ),
-}
+    )
 
-llama3_8b, lora_llama3_8b, qlora_llama3_8b = sized_builders(
-    "llama3", "8b", "Llama 3 8B (8.03B parameters)", llama3, lora_llama3, LLAMA3_SIZES["8b"]
-)
-llama3_70b, lora_llama3_70b, qlora_llama3_70b = sized_builders(
-    "llama3", "70b", "Llama 3 70B (70.6B parameters)", llama3, lora_llama3, LLAMA3_SIZES["70b"]
-)
+
+def lora_llama3_70b(
+    lora_attn_modules: list[str],
+    apply_lora_to_mlp: bool = False,
+    apply_lora_to_output: bool = False,
+    lora_rank: int = 8,
+    lora_alpha: float = 16.0,
+    lora_dropout: float = 0.0,
+    quantize_base: bool = False,
+    use_dora: bool = False,
+) -> TransformerDecoder:
+    """Llama 3 70B with LoRA; the arguments are :func:`lora_llama3`'s."""
+    return lora_llama3(
+        lora_attn_modules,
+        apply_lora_to_mlp,
+        apply_lora_to_output,
+        vocab_size=128_256,
+        num_layers=80,
+        num_heads=64,
+        num_kv_heads=8,
+        embed_dim=8192,
+        intermediate_dim=28_672,
+        max_seq_len=8192,
+        norm_eps=1e-5,
+        rope_base=500_000.0,
+        lora_rank=lora_rank,
+        lora_alpha=lora_alpha,
+        lora_dropout=lora_dropout,
+        quantize_base=quantize_base,
+        use_dora=use_dora,
+    )
+
+
+def qlora_llama3_70b(
+    lora_attn_modules: list[str],
+    apply_lora_to_mlp: bool = False,
+    apply_lora_to_output: bool = False,
+    lora_rank: int = 8,
+    lora_alpha: float = 16.0,
+    lora_dropout: float = 0.0,
+    use_dora: bool = False,
+) -> TransformerDecoder:
+    """Llama 3 70B with LoRA over an NF4-quantized base (QLoRA).
+
+    :func:`lora_llama3_70b` with ``quantize_base=True``; the other arguments are the same.
+    """
+    return lora_llama3_70b(
+        lora_attn_modules,
+        apply_lora_to_mlp,
+        apply_lora_to_output,
+        lora_rank=lora_rank,
+        lora_alpha=lora_alpha,
+        lora_dropout=lora_dropout,
+        quantize_base=True,
+        use_dora=use_dora,
+    )
+
+
+def llama3_tiny() -> TransformerDecoder:
+    """A 2-layer Llama 3 (0.49M parameters) for tests, benchmarks and the demo.
+
+    The demo config's model (``orchestrator/configs/demo.yaml``) has exactly these sizes:
+    768 tokens are a demo tokenizer's 512 BPE ranks plus Llama 3's 256 special tokens.
+    """
+    return llama3(
+        vocab_size=768,
+        num_layers=2,
+        num_heads=4,
+        num_kv_heads=2,
+        embed_dim=128,
+        intermediate_dim=256,
+        max_seq_len=256,
+        norm_eps=1e-5,
+        rope_base=500_000.0,
+    )
+
+
+def lora_llama3_tiny(
+    lora_attn_modules: list[str],
+    apply_lora_to_mlp: bool = False,
+    apply_lora_to_output: bool = False,
+    lora_rank: int = 8,
+    lora_alpha: float = 16.0,
+    lora_dropout: float = 0.0,
+    quantize_base: bool = False,
+    use_dora: bool = False,
+) -> TransformerDecoder:
+    """A 2-layer Llama 3 with LoRA; the arguments are :func:`lora_llama3`'s."""
+    return lora_llama3(
+        lora_attn_modules,
+        apply_lora_to_mlp,
+        apply_lora_to_output,
+        vocab_size=768,
+        num_layers=2,
+        num_heads=4,
+        num_kv_heads=2,
+        embed_dim=128,
+        intermediate_dim=256,
+        max_seq_len=256,
+        norm_eps=1e-5,
+        rope_base=500_000.0,
+        lora_rank=lora_rank,
+        lora_alpha=lora_alpha,
+        lora_dropout=lora_dropout,
+        quantize_base=quantize_base,
+        use_dora=use_dora,
+    )
+
+
+def qlora_llama3_tiny(
+    lora_attn_modules: list[str],
+    apply_lora_to_mlp: bool = False,
+    apply_lora_to_output: bool = False,
+    lora_rank: int = 8,
+    lora_alpha: float = 16.0,
+    lora_dropout: float = 0.0,
+    use_dora: bool = False,
+) -> TransformerDecoder:
+    """A 2-layer Llama 3 with LoRA over an NF4-quantized base (QLoRA).
+
+    :func:`lora_llama3_tiny` with ``quantize_base=True``; the other arguments are the same.
+    """
+    return lora_llama3_tiny(
+        lora_attn_modules,
+        apply_lora_to_mlp,
+        apply_lora_to_output,
+        lora_rank=lora_rank,
+        lora_alpha=lora_alpha,
+        lora_dropout=lora_dropout,
+        quantize_base=True,
+        use_dora=use_dora,
+    )

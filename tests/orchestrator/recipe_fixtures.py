@@ -7,9 +7,15 @@ from omegaconf import OmegaConf
 from orchestrator.config import load_config
 from orchestrator.demo_assets import ensure_demo_assets
 
+# The demo's LoRA settings on a still smaller Llama 3 than llama3_tiny (one layer, width
+# 64), written out through the generic builder, so recipe tests run in seconds.
 TINY_MODEL = [
     "epochs=1",
+    "model._component_=modeling.llama3.lora_llama3",
+    "model.vocab_size=768",
     "model.num_layers=1",
+    "model.num_heads=4",
+    "model.num_kv_heads=2",
     "model.embed_dim=64",
     "model.intermediate_dim=128",
     "model.max_seq_len=256",

@@ -180,7 +180,7 @@ def test_demo_config_values():
     assert cfg.demo_assets == "/tmp/tunefleet/demo-assets"
     assert cfg.checkpointer.checkpoint_dir == "/tmp/tunefleet/demo-assets/model"
     assert cfg.tokenizer.path == "/tmp/tunefleet/demo-assets/tokenizer.model"
-    assert cfg.model._component_ == "modeling.llama3.lora_llama3"
+    assert cfg.model._component_ == "modeling.llama3.lora_llama3_tiny"
     assert cfg.dataset._component_ == "orchestrator.datasets.alpaca_dataset"
     assert cfg.dataset.source.endswith("orchestrator/data/demo_instructions.json")
     assert Path(cfg.dataset.source).is_absolute()

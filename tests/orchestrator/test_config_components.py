@@ -1,5 +1,7 @@
 """Component paths, torchtune aliases, instantiate, recipe names and validation."""
 
+import importlib
+
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -7,6 +9,7 @@ from omegaconf import OmegaConf
 import modeling.llama2
 import modeling.llama3
 import modeling.phi3
+from modeling.builders import decoder_sizes
 from orchestrator.config import (
     ConfigError,
     default_recipe,
@@ -201,6 +204,37 @@ def test_instantiate_torchtune_model_path_builds_our_model():
     logits = model(torch.zeros(1, 4, dtype=torch.long))
     assert logits.shape == (1, 4, TINY["vocab_size"])
     assert any(name.endswith("lora_a.weight") for name, _ in model.named_parameters())
+
+
+def test_tiny_builders_are_components_that_validate_and_build():
+    """A config names a tiny size like any published one: no size keys, LoRA keys bind."""
+    node = {
+        "_component_": "modeling.llama3.lora_llama3_tiny",
+        "lora_attn_modules": ["q_proj", "v_proj"],
+        "lora_rank": 2,
+    }
+    assert default_recipe({"model": node}) == "lora_finetune"
+    assert default_recipe({"model": {"_component_": "modeling.gemma.gemma_tiny"}}) == (
+        "full_finetune"
+    )
+    model = instantiate(node)
+    logits = model(torch.zeros(1, 4, dtype=torch.long))
+    assert logits.shape == (1, 4, 768)
+    assert any(name.endswith("lora_a.weight") for name, _ in model.named_parameters())
+    with pytest.raises(ConfigError, match=r"lora_llama3_tiny .*: unexpected argument 'num_layers'"):
+        instantiate({**node, "num_layers": 1})
+
+
+@pytest.mark.parametrize("family", ["llama3", "llama2", "mistral", "phi3", "gemma"])
+def test_decoder_sizes_rebuild_a_sized_model(family):
+    """decoder_sizes turns a sized builder back into generic keywords (demo assets use it)."""
+    module = importlib.import_module(f"modeling.{family}")
+    with torch.device("meta"):
+        tiny = getattr(module, f"lora_{family}_tiny")(["q_proj"])
+        rebuilt = getattr(module, family)(**decoder_sizes(tiny))
+    shapes = {k: v.shape for k, v in rebuilt.state_dict().items()}
+    base = {k: v.shape for k, v in tiny.state_dict().items() if "lora_" not in k}
+    assert shapes == base
 
 
 def test_instantiate_unexpected_argument_suggests_closest():

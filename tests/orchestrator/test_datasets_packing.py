@@ -110,20 +110,10 @@ def test_collate_packed_batches_masks_and_positions():
 
 def test_packed_model_forward_equals_documents_alone():
     """A model fed a pack computes, per document, what it computes on that document alone."""
-    from modeling.llama3 import llama3
+    from modeling.llama3 import llama3_tiny
 
     torch.manual_seed(0)
-    model = llama3(
-        vocab_size=64,
-        num_layers=2,
-        num_heads=4,
-        num_kv_heads=2,
-        embed_dim=32,
-        max_seq_len=32,
-        intermediate_dim=64,
-        norm_eps=1e-5,
-        rope_base=10000.0,
-    ).eval()
+    model = llama3_tiny().eval()
     generator = torch.Generator().manual_seed(1)
     samples = []
     for n in (5, 3, 6):

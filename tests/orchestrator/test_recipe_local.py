@@ -133,7 +133,9 @@ def test_meta_base_gives_the_same_adapter_and_a_meta_merged_model(assets, tmp_pa
     torch.save(
         dict(mapper.to_meta(k, v) for k, v in base.items()), meta_dir / "consolidated.00.pth"
     )
-    (meta_dir / "params.json").write_text(json.dumps({"dim": 64, "n_layers": 1, "n_heads": 4, "n_kv_heads": 2}))
+    (meta_dir / "params.json").write_text(
+        json.dumps({"dim": 64, "n_layers": 1, "n_heads": 4, "n_kv_heads": 2})
+    )
     meta = demo_config(
         assets,
         tmp_path / "meta-out",
