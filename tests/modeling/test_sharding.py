@@ -74,6 +74,7 @@ def _worker(rank, port, lora_kwargs, out_path):
         grads = {n: p.grad.full_tensor() for n, p in model.named_parameters() if p.grad is not None}
         if rank == 0:
             torch.save((logits.detach(), grads), out_path)
+        dist.barrier()  # no rank tears gloo down while its peer still talks to it
     finally:
         dist.destroy_process_group()
 
@@ -177,6 +178,7 @@ def _sliced_worker(rank, port, directory, lora_kwargs, out_path):
         tokens = torch.randint(0, 96, (2, 12), generator=torch.Generator().manual_seed(1))
         logits = model(tokens).detach()
         torch.save((logits, reads), f"{out_path}.{rank}")
+        dist.barrier()  # no rank tears gloo down while its peer still talks to it
     finally:
         dist.destroy_process_group()
 

@@ -48,6 +48,7 @@ def _worker(rank, port, out):
             ),
             f"{out}.{rank}",
         )
+        dist.barrier()  # no rank tears gloo down while its peer still talks to it
     finally:
         dist.destroy_process_group()
 
