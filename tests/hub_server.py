@@ -23,6 +23,11 @@ Example::
         os.environ["HF_ENDPOINT"] = hub.url
         snapshot_download("org/data", repo_type="dataset", endpoint=hub.url)
 
+Every request is recorded (``hub.requests``) with the body bytes sent, so a test can check
+what a client read: ``hub.file_gets("org/m", "model.safetensors")`` lists the GETs of one
+file and ``hub.bytes_served(...)`` sums their bodies (e.g. that ranged reads fetched only
+the asked bytes).
+
 ``huggingface_hub`` reads ``HF_ENDPOINT`` once at import, so code under test should pass
 ``endpoint=`` (or read the variable itself) rather than rely on the library default.
 """
@@ -151,6 +156,7 @@ class RecordedRequest:
     path: str
     headers: Headers
     status: int
+    bytes_sent: int = 0
 
 
 class HubServer:
@@ -238,6 +244,24 @@ class HubServer:
         with self._lock:
             self.requests.append(request)
 
+    def file_gets(
+        self, repo_id: str, filename: str, repo_type: str = "model"
+    ) -> list[RecordedRequest]:
+        """The recorded GETs of one file's ``resolve/`` URL (any revision)."""
+        prefix = {"model": "", "dataset": "/datasets", "space": "/spaces"}[repo_type]
+        route = re.compile(rf"^{prefix}/{re.escape(repo_id)}/resolve/[^/]+/{re.escape(filename)}$")
+        with self._lock:
+            requests = list(self.requests)
+        return [
+            r for r in requests if r.method == "GET" and route.match(unquote(urlsplit(r.path).path))
+        ]
+
+    def bytes_served(self, repo_id: str, filename: str, repo_type: str = "model") -> int:
+        """Body bytes sent by successful GETs of one file (what clients downloaded)."""
+        return sum(
+            r.bytes_sent for r in self.file_gets(repo_id, filename, repo_type) if r.status < 300
+        )
+
 
 class _HubError(Exception):
     def __init__(self, status: int, code: str | None, message: str, commit: str | None = None):
@@ -268,6 +292,7 @@ class _HubHandler(BaseHTTPRequestHandler):
         split = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(split.query).items()}
         status = 500
+        self._recorded = False
         try:
             api = self._API.match(split.path)
             if api and not head:
@@ -282,8 +307,17 @@ class _HubHandler(BaseHTTPRequestHandler):
             headers["X-Error-Message"] = err.message
             self._send(err.status, json.dumps({"error": err.message}).encode(), headers, head=head)
         finally:
+            self._record_once(status, 0)
+
+    def _record_once(self, status: int, bytes_sent: int) -> None:
+        """Record this request once, before its answer is complete.
+
+        So a client never sees an answer that ``hub.requests`` does not hold yet.
+        """
+        if not self._recorded:
+            self._recorded = True
             self.hub._record(
-                RecordedRequest(self.command, self.path, Headers(self.headers), status)
+                RecordedRequest(self.command, self.path, Headers(self.headers), status, bytes_sent)
             )
 
     def _token(self) -> str | None:
@@ -428,6 +462,7 @@ class _HubHandler(BaseHTTPRequestHandler):
         for key, value in headers.items():
             self.send_header(key, value)
         self.send_header("Content-Length", str(len(body)))
+        self._record_once(status, 0 if head else len(body))
         self.end_headers()
         if not head:
             self.wfile.write(body)
