@@ -5,8 +5,10 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from modeling.checkpointing.atomic import require_complete
 from modeling.data import Message
 from modeling.modules import TransformerDecoder
+from modeling.storage.paths import as_path
 from orchestrator.training.outputs import LORA_KEYS, MERGED_DIR
 
 
@@ -89,7 +91,8 @@ def generate_from_config(
     from orchestrator.config import instantiate
     from orchestrator.datasets import AlpacaToMessages
 
-    directory = Path(checkpoint_dir or Path(cfg.output_dir) / MERGED_DIR)
+    directory = as_path(checkpoint_dir or as_path(cfg.output_dir) / MERGED_DIR)
+    require_complete(directory, "the merged model")
     tokenizer = instantiate(cfg.tokenizer)
     tokenizer.max_seq_len = None  # a prompt is never truncated; generate() checks its length
     model = instantiate(OmegaConf.create(base_model_config(cfg.model)))

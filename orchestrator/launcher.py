@@ -5,6 +5,7 @@ SDK caller). Workers run :func:`orchestrator.recipes.finetune.finetune` through
 :class:`RaySession`, which adapts ``ray.train`` to the recipe's session protocol.
 """
 
+import contextlib
 import logging
 import os
 import threading
@@ -16,11 +17,31 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from modeling.checkpointing.atomic import is_complete
+from modeling.storage import StorageError, delete_tree, filesystem
+from modeling.storage.backends import portable_filesystem
+from modeling.storage.paths import StoragePath, as_path
 from orchestrator.progress import print_progress
 from orchestrator.training.metric_logger import METRICS_FILE, read_metrics
 from orchestrator.training.outputs import ADAPTER_DIR, MERGED_DIR
 
-COMPLETE_MARKER = ".tunefleet-complete"
+# Written into a run's storage folder when it finishes (see _archive_finished_run).
+FINISHED_MARKER = ".tunefleet-finished"
+# Where storage is and how to reach it: set on the driver, the workers need the same.
+STORAGE_ENV_VARS = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_PROFILE",
+    "STORAGE_EMULATOR_HOST",
+    "HF_ENDPOINT",
+    "HF_TOKEN",
+    "TUNEFLEET_CACHE",
+)
 
 
 class LaunchError(RuntimeError):
@@ -32,17 +53,18 @@ class FinetuneResult:
     """What a finished run produced.
 
     Attributes:
-        output_dir: The run's output directory.
+        output_dir: The run's output directory: a ``Path``, or for a URI a
+            :class:`~modeling.storage.paths.StoragePath` whose ``str()`` is the URI given.
         adapter_dir: The PEFT adapter (None for full fine-tunes).
         merged_dir: The merged Hugging Face model.
         checkpoint_dir: Where Ray Train kept the resumable checkpoints of the run.
         metrics: One dict per logged step, each with at least ``step`` and ``loss``.
     """
 
-    output_dir: Path
-    adapter_dir: Path | None
-    merged_dir: Path
-    checkpoint_dir: Path
+    output_dir: Path | StoragePath
+    adapter_dir: Path | StoragePath | None
+    merged_dir: Path | StoragePath
+    checkpoint_dir: Path | StoragePath
     metrics: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -57,9 +79,13 @@ class LaunchOptions:
 
 
 class RaySession:
-    """The recipe's session inside a Ray Train worker."""
+    """The recipe's session inside a Ray Train worker.
 
-    def __init__(self) -> None:
+    Args:
+        records: The driver's queue for rank 0's logged metrics (None: nobody follows).
+    """
+
+    def __init__(self, records=None) -> None:
         import ray
         import ray.train
         import ray.train.torch
@@ -69,6 +95,15 @@ class RaySession:
         self.world_size = context.get_world_size()
         self.device = ray.train.torch.get_device()
         self.node_id = ray.get_runtime_context().get_node_id()
+        self._records = records
+
+    def progress(self, metrics: dict[str, Any]) -> None:
+        """Put ``metrics`` on the driver's queue; a full queue drops it (training never waits)."""
+        from ray.util.queue import Full
+
+        if self._records is not None:
+            with contextlib.suppress(Full):
+                self._records.put_nowait(metrics)
 
     def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None = None) -> None:
         """Report through ``ray.train.report``; Ray keeps the checkpoint in run storage."""
@@ -97,7 +132,8 @@ def _train_worker(payload: dict[str, Any]) -> None:
     """Ray Train's per-worker entry point."""
     from orchestrator.recipes.finetune import finetune
 
-    finetune(payload["config"], RaySession())
+    os.environ.update(payload.get("env", {}))
+    finetune(payload["config"], RaySession(payload.get("records")))
 
 
 def launch(
@@ -126,16 +162,23 @@ def launch(
     import ray
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
+    from ray.util.queue import Queue as RecordQueue
 
     output_dir = _writable_output_dir(cfg.output_dir)
     gpus = options.gpus_per_worker
     gpus = float(cfg.get("gpus_per_worker") or 0) if gpus is None else float(gpus)
     _start_ray(options.address)
     num_workers = _check_resources(options.num_workers or cfg.get("num_workers"), gpus)
-    storage = Path(options.storage or cfg.get("storage") or output_dir / "ray").expanduser()
+    storage = as_path(options.storage or cfg.get("storage") or output_dir / "ray")
     run_name = cfg.get("run_name") or config_name.replace("/", "_")
     _archive_finished_run(storage, run_name)
-    payload = {"config": OmegaConf.to_container(cfg, resolve=True)}
+    records = RecordQueue(maxsize=10_000) if progress is not None else None
+    payload = {
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "records": records,
+        "env": {name: os.environ[name] for name in STORAGE_ENV_VARS if name in os.environ},
+    }
+    storage_path, storage_fs = _ray_storage(storage)
 
     trainer = TorchTrainer(
         _train_worker,
@@ -147,7 +190,8 @@ def launch(
         ),
         run_config=ray.train.RunConfig(
             name=run_name,
-            storage_path=str(storage.resolve()) if "://" not in str(storage) else str(storage),
+            storage_path=storage_path,
+            storage_filesystem=storage_fs,
             failure_config=ray.train.FailureConfig(max_failures=int(cfg.get("max_failures", 0))),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
         ),
@@ -157,7 +201,7 @@ def launch(
     follower = None
     if progress is not None:
         follower = threading.Thread(
-            target=print_progress, args=(output_dir / METRICS_FILE, done, progress), daemon=True
+            target=print_progress, args=(records, done, progress), daemon=True
         )
         follower.start()
     try:
@@ -168,9 +212,8 @@ def launch(
         done.set()
         if follower is not None:
             follower.join(timeout=5)
-    if "://" not in str(storage):
-        (storage / run_name / COMPLETE_MARKER).write_text("finished\n")
-    is_lora = (output_dir / ADAPTER_DIR).exists()
+    (storage / run_name / FINISHED_MARKER).write_text("finished\n")
+    is_lora = is_complete(output_dir / ADAPTER_DIR)
     return FinetuneResult(
         output_dir=output_dir,
         adapter_dir=output_dir / ADAPTER_DIR if is_lora else None,
@@ -180,18 +223,39 @@ def launch(
     )
 
 
-def _archive_finished_run(storage: Path, run_name: str) -> None:
+def _archive_finished_run(storage: Path | StoragePath, run_name: str) -> None:
     """Move a finished run's checkpoints aside so a new run of that name starts fresh.
 
     Ray Train resumes a run from the newest checkpoint under its name. That is what a user
     wants after a crash or a lost cluster (run the same command again), but a run that
-    finished should not be resumed into its last few steps: its directory is renamed
-    ``<name>.finished-<time>`` and kept.
+    finished should not be resumed into its last few steps: its folder becomes
+    ``<name>.finished-<time>`` and is kept (on object storage, copied there and removed).
     """
     run_dir = storage / run_name
-    if "://" in str(storage) or not (run_dir / COMPLETE_MARKER).exists():
+    if not (run_dir / FINISHED_MARKER).exists():
         return
-    run_dir.rename(run_dir.with_name(f"{run_name}.finished-{time.strftime('%Y%m%d-%H%M%S')}"))
+    archived = run_dir.with_name(f"{run_name}.finished-{time.strftime('%Y%m%d-%H%M%S')}")
+    if isinstance(run_dir, StoragePath):
+        import pyarrow.fs as pafs
+
+        fs, source = filesystem(str(run_dir))
+        pafs.copy_files(source, filesystem(str(archived))[1], source_filesystem=fs)
+        delete_tree(str(run_dir))
+    else:
+        run_dir.rename(archived)
+
+
+def _ray_storage(storage: Path | StoragePath) -> tuple[str, Any]:
+    """Ray Train's ``storage_path`` and ``storage_filesystem`` for a path or a URI.
+
+    A URI gets the pyarrow file system the rest of Tunefleet uses (endpoint from
+    ``AWS_ENDPOINT_URL``, credentials from the usual chain, carried along to Ray's
+    controller), so checkpoints go where the inputs come from and any node can resume.
+    """
+    if isinstance(storage, StoragePath):
+        fs, path = portable_filesystem(str(storage))
+        return path, fs
+    return str(storage.resolve()), None
 
 
 def _start_ray(address: str | None) -> None:
@@ -243,19 +307,24 @@ def _check_resources(num_workers: int | None, gpus_per_worker: float) -> int:
     return num_workers
 
 
-def _writable_output_dir(path: str) -> Path:
-    output_dir = Path(path).expanduser()
+def _writable_output_dir(path: str) -> Path | StoragePath:
+    """``output_dir`` checked writable by writing and removing a probe, before any worker."""
+    output_dir = as_path(path)
+    probe = output_dir / ".tunefleet-write-test"
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
-        probe = output_dir / ".tunefleet-write-test"
         probe.write_text("")
-        probe.unlink()
-    except OSError as err:
+        if isinstance(probe, StoragePath):
+            delete_tree(str(probe))
+        else:
+            probe.unlink()
+    except OSError as err:  # StorageError is an OSError naming the URI and the fix
+        reason = str(err) if isinstance(err, StorageError) else err.strerror
         raise LaunchError(
-            f"Output directory {str(output_dir)!r} is not writable ({err.strerror}); "
+            f"Output directory {str(output_dir)!r} is not writable ({reason}); "
             f"set output_dir=... to a directory you can write"
         ) from err
-    return output_dir.resolve()
+    return output_dir if isinstance(output_dir, StoragePath) else output_dir.resolve()
 
 
 def _root_cause(err: BaseException) -> str:

@@ -1,39 +1,35 @@
-"""The driver's view of a running fine-tune: follow rank 0's metrics, print progress lines."""
+"""The driver's view of a running fine-tune: the records rank 0 sends, as progress lines.
 
-import json
+Rank 0 puts each logged step's metrics on a queue (a Ray actor, so it works whichever
+machine rank 0 and the driver are on: ``tune run --address``, ``tune submit``); the
+driver takes them off and prints one line each. Nothing is read from a shared disk, and a
+resumed run shows only the steps it runs, not the killed run's stale ones.
+"""
+
+import queue
 import threading
-import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 
-def follow_metrics(path: Path, stop, poll_s: float = 0.5) -> Iterator[dict[str, Any]]:
-    """Yield new records of a growing metrics file until ``stop()`` is true.
+class RecordQueue(Protocol):
+    """What the follower needs of a queue (``queue.Queue``, ``ray.util.queue.Queue``)."""
 
-    Only bytes appended since the last poll are read, so a long run costs nothing extra
-    per poll. When the file shrinks (a resumed run rewrote it) it is read from the start.
-    """
-    offset, pending = 0, b""
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        """Take one item, raising ``queue.Empty`` after ``timeout`` seconds."""
+
+
+def follow_records(
+    records: RecordQueue, done: threading.Event, poll_s: float = 0.5
+) -> Iterator[dict[str, Any]]:
+    """Yield records as they arrive until ``done`` is set and the queue is drained."""
     while True:
-        done = stop()
-        size = path.stat().st_size if path.exists() else 0
-        if size < offset:
-            offset, pending = 0, b""
-        if size > offset:
-            with open(path, "rb") as f:
-                f.seek(offset)
-                pending += f.read(size - offset)
-            offset = size
-            *lines, pending = pending.split(b"\n")  # a torn last line waits for the rest
-            for line in lines:
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-        if done:
-            return
-        time.sleep(poll_s)
+        finished = done.is_set()
+        try:
+            yield records.get(timeout=0 if finished else poll_s)
+        except queue.Empty:
+            if finished:
+                return
 
 
 def format_progress(record: dict[str, Any], total_steps: int | None) -> str:
@@ -53,7 +49,9 @@ def format_progress(record: dict[str, Any], total_steps: int | None) -> str:
     return " | ".join(parts)
 
 
-def print_progress(path: Path, done: threading.Event, progress: Callable[[str], None]) -> None:
-    """Pass one formatted line per new metrics record to ``progress`` until ``done`` is set."""
-    for record in follow_metrics(path, stop=done.is_set):
+def print_progress(
+    records: RecordQueue, done: threading.Event, progress: Callable[[str], None]
+) -> None:
+    """Pass one formatted line per record to ``progress`` until ``done`` and drained."""
+    for record in follow_records(records, done):
         progress(format_progress(record, record.get("total_steps")))

@@ -1,23 +1,64 @@
-"""Write a directory so that it appears complete or not at all."""
+"""Write a directory so that it appears complete or not at all, locally or behind a URI.
+
+A local directory is written beside its final place and renamed in. Object stores have no
+rename, so a directory behind a URI is written to node-local scratch, uploaded, and marked
+complete by a last object, :data:`COMPLETE_MARKER`, written only after everything else:
+readers (:func:`is_complete`) refuse a remote output without it, and a re-run replaces it.
+"""
 
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from modeling.storage import delete_tree, upload_dir
+from modeling.storage.paths import StoragePath, as_path
+
+COMPLETE_MARKER = ".tunefleet-complete"
+
+
+def require_complete(directory: str | os.PathLike, what: str) -> None:
+    """Raise ``FileNotFoundError`` for a remote output that was never completed.
+
+    Args:
+        directory: The output directory (local path or URI).
+        what: What it holds, for the message (``"the merged model"``).
+    """
+    path = as_path(directory)
+    if isinstance(path, StoragePath) and path.exists() and not is_complete(path):
+        raise FileNotFoundError(
+            f"{what} at {path} is incomplete (no {COMPLETE_MARKER}: the run that wrote it "
+            f"stopped part-way); run it again to replace it"
+        )
+
+
+def is_complete(directory: str | os.PathLike) -> bool:
+    """Whether an output directory is whole: any existing local one, a marked remote one."""
+    path = as_path(directory)
+    if isinstance(path, StoragePath):
+        return (path / COMPLETE_MARKER).is_file()
+    return path.is_dir()
+
 
 @contextmanager
-def atomic_directory(final: str | Path) -> Iterator[Path]:
-    """Yield a temporary sibling of ``final`` to write into; rename it into place on success.
+def atomic_directory(final: str | os.PathLike) -> Iterator[Path]:
+    """Yield a local directory to write ``final``'s files into; put it in place on success.
 
-    An existing ``final`` is replaced only once the new directory is complete. On any
-    error the temporary directory is removed and ``final`` is left as it was.
+    Locally it is a temporary sibling renamed into place, so an existing ``final`` is
+    replaced only once the new directory is complete. Behind a URI it is node-local
+    scratch, uploaded on success over whatever ``final`` held, then marked complete. On
+    any error the temporary directory is removed (and nothing is marked complete).
 
     Raises:
         ValueError: Naming the directory when its parent cannot be created or written.
     """
+    if isinstance(as_path(final), StoragePath):
+        with _staged_upload(str(final)) as tmp:
+            yield tmp
+        return
     final = Path(final).expanduser().absolute()
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -42,3 +83,15 @@ def atomic_directory(final: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+@contextmanager
+def _staged_upload(uri: str) -> Iterator[Path]:
+    tmp = Path(tempfile.mkdtemp(prefix="tunefleet-out-"))
+    try:
+        yield tmp
+        delete_tree(uri)  # a partial earlier attempt goes; the marker goes first with it
+        upload_dir(tmp, uri)
+        (StoragePath(uri) / COMPLETE_MARKER).write_text("complete\n")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

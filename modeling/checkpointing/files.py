@@ -7,18 +7,21 @@ the shards when there is one; otherwise every weight file present is a shard.
 import json
 from pathlib import Path
 
+from modeling.storage.paths import StoragePath, as_path
+
 HF_INDEX_FILES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
 # Files with weights-like suffixes that are not model weights.
 NON_MODEL_FILES = {"adapter_model.safetensors", "adapter_model.bin", "training_args.bin"}
 
 
-def checkpoint_directory(checkpoint_dir: str | Path) -> Path:
-    """``checkpoint_dir`` as a Path, checked to be an existing directory.
+def checkpoint_directory(checkpoint_dir: str | Path) -> Path | StoragePath:
+    """``checkpoint_dir`` as a Path (or a StoragePath for a URI), checked to exist.
 
     Raises:
         FileNotFoundError: Naming the directory when it does not exist.
+        StorageError: Naming the URI when its store cannot be reached or refuses access.
     """
-    directory = Path(checkpoint_dir).expanduser()
+    directory = as_path(checkpoint_dir)
     if not directory.is_dir():
         raise FileNotFoundError(
             f"Checkpoint directory {str(directory)!r} does not exist; download the model "

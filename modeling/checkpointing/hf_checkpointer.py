@@ -32,6 +32,7 @@ from modeling.convert import HeadDims, KeyMapper
 from modeling.convert.hf import IGNORED_HF_KEYS
 from modeling.peft import get_adapter_params
 from modeling.sharding import gather_full
+from modeling.storage.paths import as_path
 
 DEFAULT_SHARD_SIZE = "5GB"
 
@@ -70,7 +71,7 @@ class FullModelHFCheckpointer(Checkpointer):
         self.mapper = KeyMapper(model_type, HeadDims.from_hf_config(self.config))
         self.model_type = self.mapper.model_type
         self.files = resolve_hf_files(self.checkpoint_dir, checkpoint_files)
-        self.output_dir = None if output_dir is None else Path(output_dir)
+        self.output_dir = None if output_dir is None else as_path(output_dir)
         self._index: TensorIndex | None = None
 
     def load_checkpoint(self) -> dict[str, torch.Tensor]:
@@ -131,7 +132,7 @@ class FullModelHFCheckpointer(Checkpointer):
         them into the base files shard by shard (``max_shard_size`` None keeps the base's
         files). A full fine-tune gathers its state dict and writes it sharded.
         """
-        output_dir = Path(output_dir)
+        output_dir = as_path(output_dir)
         if lora_config is not None:
             adapters = {k: gather_full(v) for k, v in get_adapter_params(model).items()}
             if rank != 0:

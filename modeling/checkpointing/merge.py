@@ -31,6 +31,7 @@ from modeling.checkpointing.writers import (
 )
 from modeling.convert.hf import PEFT_PREFIX
 from modeling.peft.lora import merge_lora_weight
+from modeling.storage.paths import as_path
 
 _SUFFIXES = {
     "lora_A.weight": "a",
@@ -150,7 +151,7 @@ def merge_adapter(
             tensor = index.read(key)
             yield key, updates[key].apply(tensor) if key in updates else tensor
 
-    output = Path(output_dir)
+    output = as_path(output_dir)
     with atomic_directory(output) as tmp:
         write_shards(tmp, plan, produce)
         write_config(config_path, tmp, dtype=None)

@@ -29,6 +29,7 @@ from modeling.convert import HeadDims, KeyMapper, MetaKeyMapper
 from modeling.convert.meta import IGNORED_META_KEYS
 from modeling.peft import is_adapter_key, merge_state_dict
 from modeling.sharding import gather_full
+from modeling.storage.paths import as_path
 
 META_WEIGHTS = "consolidated.00.pth"
 META_SIDE_FILES = ("params.json", "tokenizer.model")
@@ -64,7 +65,7 @@ class FullModelMetaCheckpointer(Checkpointer):
         self.checkpoint_dir = checkpoint_directory(checkpoint_dir)
         self.params_path = required_file(self.checkpoint_dir, "params.json")
         self.files = resolve_meta_files(self.checkpoint_dir, checkpoint_files)
-        self.output_dir = None if output_dir is None else Path(output_dir)
+        self.output_dir = None if output_dir is None else as_path(output_dir)
         self._mapped: list[dict[str, torch.Tensor]] | None = None
 
     def load_checkpoint(self) -> dict[str, torch.Tensor]:
@@ -138,7 +139,7 @@ class FullModelMetaCheckpointer(Checkpointer):
         (Hugging Face names). The state dict is gathered on every rank; ``max_shard_size``
         does not apply (the output is one file).
         """
-        output_dir = Path(output_dir)
+        output_dir = as_path(output_dir)
         state = {k: gather_full(v) for k, v in model.state_dict().items()}
         if rank != 0:
             return {}

@@ -5,7 +5,9 @@ Nothing here holds more than the tensors the caller keeps: safetensors tensors c
 its last tensor), each file opened per tensor so no mapping outlives what was read, and
 torch files are memory-mapped with ``weights_only=True`` (no code is ever unpickled).
 :class:`TensorIndex` and :func:`read_hf_slice` read just the slice a shard needs, for
-loaders where no rank may hold the full state dict.
+loaders where no rank may hold the full state dict. Files behind a URI
+(:class:`~modeling.storage.paths.StoragePath`) are read the same way: safetensors by byte
+ranges (:class:`RangedSafetensors`), torch files fetched once per node into its cache.
 """
 
 from collections.abc import Iterable, Iterator
@@ -14,7 +16,10 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError, safe_open
 
+from modeling.checkpointing.ranged_safetensors import SAFETENSORS_DTYPES, RangedSafetensors
 from modeling.convert import KeyMapper, hf_to_interleaved
+from modeling.storage import cached_local_copy
+from modeling.storage.paths import StoragePath
 
 Index = tuple[slice, ...]
 
@@ -30,8 +35,9 @@ def load_torch_file(path: Path) -> dict[str, torch.Tensor]:
     Raises:
         ValueError: Naming the file when it is not a readable weights-only torch file.
     """
+    local = cached_local_copy(str(path)) if isinstance(path, StoragePath) else path
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return torch.load(local, map_location="cpu", weights_only=True, mmap=True)
     except Exception as err:  # torch raises several types for corrupt/unsafe files
         raise ValueError(
             f"Cannot read {path} as a weights-only torch checkpoint ({type(err).__name__}: "
@@ -45,6 +51,8 @@ def safetensors_keys(path: Path) -> list[str]:
     Raises:
         ValueError: Naming the file when its header is invalid (truncated or corrupt).
     """
+    if isinstance(path, StoragePath):
+        return RangedSafetensors(str(path)).keys()
     with _open(path) as f:
         return list(f.keys())
 
@@ -53,6 +61,11 @@ def iter_file_tensors(
     path: Path, keys: Iterable[str] | None = None
 ) -> Iterator[tuple[str, torch.Tensor]]:
     """Yield ``(key, tensor)`` of one weight file, one tensor at a time."""
+    if is_safetensors(path) and isinstance(path, StoragePath):
+        ranged = RangedSafetensors(str(path))
+        for key in ranged.keys() if keys is None else keys:
+            yield key, ranged.read(key)
+        return
     if is_safetensors(path):
         for key in safetensors_keys(path) if keys is None else keys:
             with _open(path) as f:
@@ -89,9 +102,15 @@ class TensorIndex:
         self.files = list(files)
         self.location: dict[str, Path] = {}
         self._torch: dict[Path, dict[str, torch.Tensor]] = {}
+        self._ranged: dict[StoragePath, RangedSafetensors] = {}
         self._meta: dict[str, tuple[tuple[int, ...], torch.dtype]] = {}
         for path in self.files:
-            if is_safetensors(path):
+            if is_safetensors(path) and isinstance(path, StoragePath):
+                ranged = self._ranged[path] = RangedSafetensors(str(path))
+                for key in ranged.keys():  # noqa: SIM118 (not a mapping)
+                    self._meta[key] = (ranged.shape(key), ranged.dtype(key))
+                    self.location[key] = path
+            elif is_safetensors(path):
                 with _open(path) as f:
                     for key in f.keys():  # noqa: SIM118 (safe_open is not a mapping)
                         part = f.get_slice(key)
@@ -123,6 +142,8 @@ class TensorIndex:
     def read(self, key: str, index: Index | None = None) -> torch.Tensor:
         """The tensor ``key``, or only ``tensor[index]`` (read without the rest)."""
         path = self.location[self._known(key)]
+        if path in self._ranged:
+            return self._ranged[path].read(key, index)
         if path in self._torch:
             tensor = self._torch[path][key]
             return (tensor if index is None else tensor[index]).clone()
@@ -201,20 +222,6 @@ def _checked(path: Path, key: str, read):
         raise ValueError(
             f"Cannot read tensor {key!r} from {path} ({err}); download it again"
         ) from err
-
-
-SAFETENSORS_DTYPES = {
-    "F64": torch.float64,
-    "F32": torch.float32,
-    "F16": torch.float16,
-    "BF16": torch.bfloat16,
-    "I64": torch.int64,
-    "I32": torch.int32,
-    "I16": torch.int16,
-    "I8": torch.int8,
-    "U8": torch.uint8,
-    "BOOL": torch.bool,
-}
 
 
 def _dtype(name: str) -> torch.dtype:

@@ -15,6 +15,7 @@ import torch
 
 from modeling.checkpointing.readers import SAFETENSORS_DTYPES
 from modeling.convert import KeyMapper
+from modeling.storage.paths import StoragePath
 
 INDEX_NAME = "model.safetensors.index.json"
 # Files of a Hugging Face model directory copied unchanged into outputs (when present).
@@ -185,8 +186,12 @@ def copy_files(source_dir: Path, directory: Path, names: Iterable[str]) -> list[
     """Copy those of ``names`` that exist in ``source_dir``; return the ones copied."""
     copied = []
     for name in names:
-        if (source_dir / name).is_file():
-            shutil.copy2(source_dir / name, directory / name)
+        source = source_dir / name
+        if source.is_file():
+            if isinstance(source, StoragePath):
+                (directory / name).write_bytes(source.read_bytes())
+            else:
+                shutil.copy2(source, directory / name)
             copied.append(name)
     return copied
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import sentencepiece
 
+from modeling.storage import cached_local_copy, is_remote
+
 TIKTOKEN_RANKS = "a tiktoken BPE rank file"
 SENTENCEPIECE = "a sentencepiece model"
 HF_TOKENIZER_JSON = "a Hugging Face tokenizer.json"
@@ -22,13 +24,17 @@ MAX_TOKENIZER_FILE_BYTES = 256 * 2**20
 
 
 def read_tokenizer_file(path: str | Path, builder: str) -> bytes:
-    """Return the bytes of the tokenizer file at ``path``.
+    """Return the bytes of the tokenizer file at ``path`` (a local path or a URI).
+
+    A URI is fetched once per node into its cache (:func:`modeling.storage.cached_local_copy`).
 
     Raises:
         FileNotFoundError: ``path`` does not exist or is a directory.
         ValueError: the file is empty (an interrupted download, typically) or far too big
             to be a tokenizer.
     """
+    if is_remote(path):
+        path = cached_local_copy(path)
     path = Path(path)
     if path.is_dir():
         raise FileNotFoundError(

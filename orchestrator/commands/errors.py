@@ -9,11 +9,20 @@ import typer
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Print ``Error: ...`` on stderr and exit 1 for errors a user can fix; no traceback."""
+    from modeling.storage import StorageError
     from orchestrator.config import ConfigError
     from orchestrator.launcher import LaunchError
 
+    errors = (
+        ConfigError,
+        LaunchError,
+        StorageError,
+        FileNotFoundError,
+        ValueError,
+        PermissionError,
+    )
     try:
         yield
-    except (ConfigError, LaunchError, FileNotFoundError, ValueError, PermissionError) as err:
+    except errors as err:
         typer.echo(f"Error: {err}", err=True)
         raise typer.Exit(1) from None

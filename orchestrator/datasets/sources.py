@@ -22,6 +22,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from modeling.storage import cached_local_copy, cached_local_dir, is_remote, name
+from modeling.storage import is_dir as storage_is_dir
 from orchestrator.datasets import readers
 from orchestrator.datasets.hub import download_dataset_repo
 from orchestrator.datasets.readers import Row
@@ -74,6 +76,7 @@ def load_rows(source: str, *, split: str = "train", **load_dataset_kwargs: Any) 
             f"{', '.join(SUPPORTED_KWARGS)}"
         )
     kwargs = {k: v for k, v in load_dataset_kwargs.items() if k in SUPPORTED_KWARGS}
+    source, kwargs = _local_copies(source, kwargs)
     split_name, start, stop = _parse_split(split)
     files = _split_files(source, kwargs)
     if split_name not in files:
@@ -92,6 +95,32 @@ def load_rows(source: str, *, split: str = "train", **load_dataset_kwargs: Any) 
             )
         )
     return rows[_slice_bound(start, len(rows)) : _slice_bound(stop, len(rows))]
+
+
+def _local_copies(source: str, kwargs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Fetch a URI ``source`` (a file or a folder) and URI ``data_files`` into the node cache.
+
+    Data sets are read whole, so a node downloads each once (its ranks share the copy)
+    and the readers below see local files.
+    """
+    if is_remote(source):
+        is_file = bool(Path(name(source)).suffix) and not storage_is_dir(source)
+        source = str(cached_local_copy(source) if is_file else cached_local_dir(source))
+    files = kwargs.get("data_files")
+    if isinstance(files, str):
+        files = _local_file(files)
+    elif isinstance(files, dict):
+        files = {
+            split: [_local_file(f) for f in ([v] if isinstance(v, str) else v)]
+            for split, v in files.items()
+        }
+    elif files is not None:
+        files = [_local_file(f) for f in files]
+    return source, {**kwargs, "data_files": files} if files is not None else kwargs
+
+
+def _local_file(path: str) -> str:
+    return str(cached_local_copy(path)) if is_remote(path) else path
 
 
 def _parse_split(split: str) -> tuple[str, str | None, str | None]:

@@ -182,10 +182,15 @@ def finetune(config: dict | DictConfig, session: Session) -> dict[str, Any]:
             metrics["grad_norm"] = grad_norm
         if logger and (step % cfg.get("log_every_n_steps", 1) == 0 or step == plan.total_steps):
             logger.log(metrics)
+            session.progress(metrics)
         if save_every and step % save_every == 0 and step < plan.total_steps:
             extra = {"step": step, "scheduler": scheduler.state_dict(), "data": loader.state_dict()}
+            if logger:
+                logger.flush()
             _report_checkpoint(session, metrics, model, optimizer, extra, is_lora)
 
+    if logger:
+        logger.flush()
     write_outputs(cfg, model, checkpointer, session.rank, is_lora)
     return metrics
 

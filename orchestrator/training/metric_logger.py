@@ -1,11 +1,17 @@
 """Training metrics on rank 0: one JSON line per step in ``metrics.jsonl``, a loss-curve PNG.
 
-The driver follows the file to draw progress (:mod:`orchestrator.progress`).
+``output_dir`` may be a URI: then the file is kept in node-local scratch and uploaded
+whole at each :meth:`MetricLogger.flush` (every checkpoint and the end of the run); the
+driver draws live progress from the records the session sends it, not from this file.
 """
 
+import io
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
+
+from modeling.storage.paths import StoragePath, as_path
 
 METRICS_FILE = "metrics.jsonl"
 LOSS_CURVE_FILE = "loss_curve.png"
@@ -14,35 +20,45 @@ LOSS_CURVE_FILE = "loss_curve.png"
 class MetricLogger:
     """Appends each step's metrics to ``<output_dir>/metrics.jsonl`` (rank 0 only).
 
-    Every line is flushed as it is written, so the launcher can follow the file to draw
-    the live progress line, and a crashed run keeps everything it logged.
+    Every line is flushed to the local file as it is written, so a crashed run keeps
+    everything it logged; a remote ``output_dir`` gets the file at each :meth:`flush`.
 
     Args:
-        output_dir: The run's output directory.
+        output_dir: The run's output directory (local path or URI).
         **ignored: Arguments of torchtune's loggers (``log_dir``, ``project``, ...), which
             configs map to this logger; they do not change where metrics go.
     """
 
     def __init__(self, output_dir: str | Path, **ignored: Any) -> None:
-        self.path = Path(output_dir) / METRICS_FILE
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.target = as_path(output_dir) / METRICS_FILE
+        if isinstance(self.target, StoragePath):
+            self.path = Path(tempfile.mkdtemp(prefix="tunefleet-metrics-")) / METRICS_FILE
+        else:
+            self.path = self.target
+            self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def start(self, first_step: int) -> None:
         """Begin logging at ``first_step``; lines of later steps (from a lost run) are dropped."""
-        kept = [r for r in read_metrics(self.path) if r["step"] < first_step]
+        kept = [r for r in read_metrics(self.target) if r["step"] < first_step]
         with open(self.path, "w") as f:
             for record in kept:
                 f.write(json.dumps(record) + "\n")
+        self.flush()
 
     def log(self, metrics: dict[str, Any]) -> None:
         """Append one step's metrics."""
         with open(self.path, "a") as f:
             f.write(json.dumps(metrics) + "\n")
 
+    def flush(self) -> None:
+        """Upload the file when ``output_dir`` is a URI (locally it is always current)."""
+        if self.path != self.target:
+            self.target.write_bytes(self.path.read_bytes())
+
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """Every complete record of a metrics file (a torn last line is skipped)."""
-    path = Path(path)
+    """Every complete record of a metrics file, local or behind a URI (a torn line is skipped)."""
+    path = as_path(path)
     if not path.exists():
         return []
     records = []
@@ -54,8 +70,8 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     return records
 
 
-def plot_loss_curve(metrics_path: str | Path, png_path: str | Path) -> Path:
-    """Draw loss against step from a metrics file into a PNG; return its path."""
+def plot_loss_curve(metrics_path: str | Path, png_path: str | Path) -> Path | StoragePath:
+    """Draw loss against step from a metrics file into a PNG (either may be a URI)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -69,6 +85,9 @@ def plot_loss_curve(metrics_path: str | Path, png_path: str | Path) -> Path:
     ax.set_title("Training loss")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(png_path)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
     plt.close(fig)
-    return Path(png_path)
+    target = as_path(png_path)
+    target.write_bytes(buffer.getvalue())
+    return target

@@ -1,6 +1,5 @@
 """What a finished run leaves behind: its checkpointer's outputs and the loss curve."""
 
-from pathlib import Path
 from typing import Any
 
 import torch.distributed as dist
@@ -9,6 +8,7 @@ from omegaconf import DictConfig, OmegaConf
 from modeling.builders import LORA_OPTIONS
 from modeling.checkpointing import ADAPTER_DIR, MERGED_DIR, Checkpointer
 from modeling.peft import LoRALinear
+from modeling.storage.paths import as_path
 from orchestrator.training.metric_logger import LOSS_CURVE_FILE, METRICS_FILE, plot_loss_curve
 
 __all__ = ["ADAPTER_DIR", "MERGED_DIR", "write_outputs"]
@@ -24,7 +24,7 @@ def write_outputs(
     ``cfg.output_dir`` is the one place outputs go, whatever the checkpointer's own
     ``output_dir`` says. Every rank calls this: the checkpointer's gathers are collectives.
     """
-    output_dir = Path(cfg.output_dir)
+    output_dir = as_path(cfg.output_dir)
     checkpointer.write_outputs(
         model,
         output_dir,

@@ -27,6 +27,9 @@ class Session(Protocol):
     def latest_checkpoint(self) -> Path | None:
         """The directory of the checkpoint to resume from, or None to start fresh."""
 
+    def progress(self, metrics: dict[str, Any]) -> None:
+        """Send one logged step's metrics to whoever follows the run (rank 0 only)."""
+
 
 @dataclass
 class LocalSession:
@@ -44,6 +47,7 @@ class LocalSession:
     node_id: str = "local"
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     reports: list[dict[str, Any]] = field(default_factory=list)
+    progressed: list[dict[str, Any]] = field(default_factory=list)
 
     def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None = None) -> None:
         """Record ``metrics``; move ``checkpoint_dir`` into the checkpoint root."""
@@ -55,6 +59,10 @@ class LocalSession:
         shutil.move(str(checkpoint_dir), root / f"checkpoint_{metrics['step']:06d}")
         for old in self._kept()[: -self.keep]:
             shutil.rmtree(old)
+
+    def progress(self, metrics: dict[str, Any]) -> None:
+        """Record ``metrics`` (nobody else follows a local run)."""
+        self.progressed.append(metrics)
 
     def latest_checkpoint(self) -> Path | None:
         """The newest kept checkpoint, if any."""

@@ -1,10 +1,10 @@
-from orchestrator.launcher import COMPLETE_MARKER, _archive_finished_run
+from orchestrator.launcher import FINISHED_MARKER, _archive_finished_run
 
 
 def test_finished_run_moves_aside_and_unfinished_run_stays_for_resume(tmp_path):
     finished, unfinished = tmp_path / "done", tmp_path / "crashed"
     (finished / "checkpoint_1").mkdir(parents=True)
-    (finished / COMPLETE_MARKER).write_text("finished\n")
+    (finished / FINISHED_MARKER).write_text("finished\n")
     (unfinished / "checkpoint_1").mkdir(parents=True)
     _archive_finished_run(tmp_path, "done")
     _archive_finished_run(tmp_path, "crashed")
@@ -14,31 +14,25 @@ def test_finished_run_moves_aside_and_unfinished_run_stays_for_resume(tmp_path):
     assert (unfinished / "checkpoint_1").is_dir()
 
 
-def test_follow_metrics_yields_each_record_once_and_restarts_after_a_rewrite(tmp_path):
-    import json
+def test_follow_records_yields_every_record_in_order_then_drains_after_done():
+    import queue
+    import threading
 
-    from orchestrator.progress import follow_metrics
+    from orchestrator.progress import follow_records
 
-    path = tmp_path / "metrics.jsonl"
-    polls = iter(range(100))
-    writes = {
-        1: '{"step": 1, "loss": 2.0}\n{"step": 2, "lo',  # second line torn mid-write
-        2: 'ss": 1.5}\n',
-        3: None,  # a resumed run rewrites the file shorter
-        4: '{"step": 2, "loss": 1.4}\n',
-    }
+    records, done = queue.Queue(), threading.Event()
+    seen = []
 
-    def stop():
-        n = next(polls)
-        if n in writes:
-            text = writes[n]
-            if text is None:
-                path.write_text('{"step": 1, "loss": 2.0}\n')
-            else:
-                with open(path, "a") as f:
-                    f.write(text)
-        return n >= 6
+    def produce():
+        for step in range(1, 5):
+            records.put({"step": step, "loss": 1.0 / step})
+        done.set()  # the run ends with records still queued: they are drained, not lost
 
-    seen = list(follow_metrics(path, stop, poll_s=0))
-    assert [(r["step"], r["loss"]) for r in seen] == [(1, 2.0), (2, 1.5), (1, 2.0), (2, 1.4)]
-    assert json.loads(path.read_text().splitlines()[-1])["loss"] == 1.4
+    producer = threading.Thread(target=produce)
+    follower = threading.Thread(target=lambda: seen.extend(follow_records(records, done, 0.01)))
+    follower.start()
+    producer.start()
+    producer.join()
+    follower.join(timeout=5)
+    assert not follower.is_alive()
+    assert [r["step"] for r in seen] == [1, 2, 3, 4]
