@@ -7,6 +7,7 @@ the shards when there is one; otherwise every weight file present is a shard.
 import json
 from pathlib import Path
 
+from modeling.storage import exists, parse
 from modeling.storage.paths import StoragePath, as_path
 
 HF_INDEX_FILES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
@@ -22,6 +23,18 @@ def checkpoint_directory(checkpoint_dir: str | Path) -> Path | StoragePath:
         StorageError: Naming the URI when its store cannot be reached or refuses access.
     """
     directory = as_path(checkpoint_dir)
+    if isinstance(directory, StoragePath) and not directory.is_dir():
+        root = parse(str(directory)).root
+        if not exists(root):
+            raise FileNotFoundError(
+                f"Checkpoint directory {str(directory)!r}: {root} does not exist (or is not "
+                f"visible with these credentials); create it and upload the model, or fix "
+                f"checkpoint_dir"
+            )
+        raise FileNotFoundError(
+            f"Checkpoint directory {str(directory)!r} holds no objects; upload the model "
+            f"there (config.json and the weights) or fix checkpoint_dir"
+        )
     if not directory.is_dir():
         raise FileNotFoundError(
             f"Checkpoint directory {str(directory)!r} does not exist; download the model "

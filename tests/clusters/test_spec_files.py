@@ -115,3 +115,20 @@ def test_unknown_spec_lists_the_shipped_names():
 def test_specs_are_plain_yaml_files():
     for path in SPECS_DIR.glob("*.yaml"):
         assert isinstance(yaml.safe_load(path.read_text()), dict)
+
+
+def test_cloud_specs_assume_no_shared_file_system():
+    """Inputs are hf:// or s3:// URIs; outputs and checkpoints go to a bucket; no shared volume."""
+    job = load_spec("kuberay-job")
+    argv = shlex.split(job["spec"]["entrypoint"])
+    options = dict(a.split("=", 1) for a in argv if "=" in a and not a.startswith("--"))
+    assert options["checkpointer.checkpoint_dir"].startswith("hf://")
+    assert options["tokenizer.path"].startswith("hf://")
+    assert options["output_dir"].startswith("s3://") and options["storage"].startswith("s3://")
+    for name in KUBERAY_SPECS:
+        text = spec_path(name).read_text()
+        assert "persistentVolumeClaim" not in text and "volumeMounts" not in text
+    for name, scheme in (("aws", "s3://"), ("gcp", "gs://")):
+        comments = "".join(line for line in spec_path(name).read_text().splitlines() if "#" in line)
+        assert f"output_dir={scheme}" in comments and f"storage={scheme}" in comments
+        assert "checkpoint_dir=hf://" in comments

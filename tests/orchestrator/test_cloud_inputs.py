@@ -1,0 +1,134 @@
+"""Inputs from the Hub (``hf://``) and bad URIs: each gets one clear error before any worker.
+
+The Hub is the local server in ``tests/hub_server.py`` (it answers Range requests as the
+Hub does); S3 is moto on 127.0.0.1.
+"""
+
+import socket
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from orchestrator import finetune
+from orchestrator.cli import app
+from orchestrator.datasets import sources
+from tests.orchestrator.recipe_fixtures import TINY_MODEL
+from tests.s3_server import S3Server
+
+pytestmark = pytest.mark.usefixtures("ray_cluster")
+DATA = Path(sources.__file__).parent.parent / "data" / "demo_instructions.json"
+SHORT = ["batch_size=4", "max_steps_per_epoch=4", "save_every_n_steps=null"]
+
+
+def uri_overrides(checkpoint, tokenizer, data, output, *extra):
+    return [
+        f"output_dir={output}",
+        "demo_assets=null",
+        f"checkpointer.checkpoint_dir={checkpoint}",
+        f"tokenizer.path={tokenizer}",
+        f"dataset.source={data}",
+        *TINY_MODEL,
+        *SHORT,
+        *extra,
+    ]
+
+
+@pytest.fixture
+def hub_repo(hub_env, demo_assets_dir):
+    """The demo base model, tokenizer and data as one Hub model repo."""
+    files = {p.name: p.read_bytes() for p in (demo_assets_dir / "model").iterdir()}
+    files["tokenizer.model"] = (demo_assets_dir / "tokenizer.model").read_bytes()
+    files["data/demo.json"] = DATA.read_bytes()
+    hub_env.add_repo("org/tiny-llama", files)
+    return hub_env
+
+
+def test_two_workers_train_from_the_hub_reading_the_base_once(hub_repo, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    repo = "hf://org/tiny-llama"
+    out = tmp_path / "out"
+    result = finetune(
+        "demo",
+        uri_overrides(repo, f"{repo}/tokenizer.model", f"{repo}/data/demo.json", out),
+        num_workers=2,
+    )
+    assert [m["step"] for m in result.metrics] == [1, 2, 3, 4]
+    assert (out / "merged" / "model.safetensors.index.json").is_file()
+    assert (out / "adapter" / "adapter_model.safetensors").is_file()
+    size = len(hub_repo.repo("org/tiny-llama").files["model.safetensors"])
+    # Loading: both ranks' rows add up to the file once; merging reads it once more.
+    assert 2 * size * 0.98 < hub_repo.bytes_served("org/tiny-llama", "model.safetensors")
+    assert hub_repo.bytes_served("org/tiny-llama", "model.safetensors") < 2.2 * size
+
+
+@pytest.fixture(scope="module")
+def s3_server():
+    with S3Server() as server:
+        yield server
+
+
+@pytest.fixture
+def s3(s3_server, monkeypatch):
+    for name, value in s3_server.env().items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    bucket = f"bad-{uuid.uuid4().hex[:8]}"
+    s3_server.create_bucket(bucket)
+    return bucket
+
+
+def run_cli(*overrides):
+    start = time.monotonic()
+    result = CliRunner().invoke(app, ["run", "lora_finetune", "--config", "demo", *overrides])
+    return result, time.monotonic() - start
+
+
+def assert_clean_error(result, *needles):
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    for needle in needles:
+        assert needle in result.output, result.output
+
+
+def test_missing_checkpoint_object_is_named_before_any_worker(s3, demo_assets_dir, tmp_path):
+    root = f"s3://{s3}"
+    result, took = run_cli(
+        *uri_overrides(f"{root}/nothing-here", f"{root}/tok.model", f"{root}/d.json", f"{root}/out")
+    )
+    assert_clean_error(result, f"{root}/nothing-here", "holds no objects")
+    assert took < 30
+    from modeling import storage
+
+    assert not storage.exists(f"{root}/out/adapter")  # nothing that looks complete
+
+
+def test_missing_bucket_and_refused_credentials_are_named(s3, s3_server, tmp_path):
+    result, _ = run_cli(
+        *uri_overrides("s3://no-such-bucket-x/base", "t", "d", tmp_path / "out"),
+    )
+    assert_clean_error(result, "s3://no-such-bucket-x does not exist")
+    with s3_server.enforce_auth():
+        result, _ = run_cli(*uri_overrides(f"s3://{s3}/base", "t", "d", tmp_path / "out"))
+    assert_clean_error(result, f"s3://{s3}/base", "credentials")
+
+
+def test_unreachable_endpoint_fails_in_seconds(s3, monkeypatch, tmp_path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    result, took = run_cli(*uri_overrides("s3://any/base", "t", "d", tmp_path / "out"))
+    assert_clean_error(result, "s3://any/base", "AWS_ENDPOINT_URL")
+    assert took < 15
+
+
+def test_gated_hub_repo_without_a_token_says_how_to_get_access(hub_env, demo_assets_dir, tmp_path):
+    files = {p.name: p.read_bytes() for p in (demo_assets_dir / "model").iterdir()}
+    hub_env.add_repo("org/gated", files, gated=True, token="hf_granted")
+    result, _ = run_cli(*uri_overrides("hf://org/gated", "t", "d", tmp_path / "out"))
+    assert_clean_error(result, "hf://org/gated", "HF_TOKEN")
