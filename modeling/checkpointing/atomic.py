@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import torch.distributed as dist
+
 from modeling.storage import delete_tree, upload_dir
 from modeling.storage.paths import StoragePath, as_path
 
@@ -60,6 +62,17 @@ def atomic_directory(final: str | os.PathLike) -> Iterator[Path]:
             yield tmp
         return
     final = Path(final).expanduser().absolute()
+    tmp = _staging_sibling(final)
+    try:
+        yield tmp
+        _replace(final, tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _staging_sibling(final: Path) -> Path:
+    """A new hidden directory beside ``final`` (same file system, so a rename is atomic)."""
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         if not os.access(final.parent, os.W_OK):
@@ -71,18 +84,18 @@ def atomic_directory(final: str | os.PathLike) -> Iterator[Path]:
             f"Output directory {str(final)!r} is not writable ({err}); choose another "
             f"output_dir or fix its permissions"
         ) from err
-    try:
-        yield tmp
-        old = None
-        if final.exists():
-            old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
-            final.rename(old)
-        tmp.rename(final)
-        if old is not None:
-            shutil.rmtree(old)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    return tmp
+
+
+def _replace(final: Path, tmp: Path) -> None:
+    """Put the finished ``tmp`` at ``final``, removing what was there only afterwards."""
+    old = None
+    if final.exists():
+        old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
+        final.rename(old)
+    tmp.rename(final)
+    if old is not None:
+        shutil.rmtree(old)
 
 
 @contextmanager
@@ -95,3 +108,53 @@ def _staged_upload(uri: str) -> Iterator[Path]:
         (StoragePath(uri) / COMPLETE_MARKER).write_text("complete\n")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def shared_directory(final: str | os.PathLike, rank: int, world_size: int) -> Iterator[Path]:
+    """:func:`atomic_directory` for a directory that every rank writes some files of.
+
+    All ranks must enter and leave together (it synchronises them). Locally, rank 0 makes
+    the temporary sibling and tells the others its name; on leaving, rank 0 renames it into
+    place once every rank is done. Behind a URI, rank 0 first removes what ``final``
+    held, each rank writes to its own scratch and uploads it on leaving, and rank 0 marks
+    the whole complete once every upload has finished.
+
+    Args:
+        final: The directory to produce (local path or URI).
+        rank: This process's rank.
+        world_size: How many ranks write.
+    """
+    if world_size == 1:
+        with atomic_directory(final) as tmp:
+            yield tmp
+        return
+    if isinstance(as_path(final), StoragePath):
+        if rank == 0:
+            delete_tree(str(final))
+        dist.barrier()
+        tmp = Path(tempfile.mkdtemp(prefix="tunefleet-out-"))
+        try:
+            yield tmp
+            upload_dir(tmp, str(final))
+            dist.barrier()
+            if rank == 0:
+                (StoragePath(str(final)) / COMPLETE_MARKER).write_text("complete\n")
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
+    staged = [None]
+    if rank == 0:
+        staged[0] = str(_staging_sibling(Path(final).expanduser().absolute()))
+    dist.broadcast_object_list(staged, src=0)
+    tmp = Path(staged[0])
+    tmp.mkdir(parents=True, exist_ok=True)
+    try:
+        yield tmp
+        dist.barrier()
+        if rank == 0:
+            _replace(Path(final).expanduser().absolute(), tmp)
+    except BaseException:
+        if rank == 0:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise

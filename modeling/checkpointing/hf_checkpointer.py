@@ -1,10 +1,12 @@
 """Read and write Hugging Face checkpoints (the torchtune ``FullModelHFCheckpointer`` API)."""
 
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from modeling.checkpointing.adapter import write_peft_adapter
@@ -128,22 +130,33 @@ class FullModelHFCheckpointer(Checkpointer):
     ) -> dict[str, Path]:
         """Write the run's outputs (see :meth:`Checkpointer.write_outputs`).
 
-        A LoRA run gathers only its adapters, writes them as a PEFT adapter, and merges
-        them into the base files shard by shard (``max_shard_size`` None keeps the base's
-        files). A full fine-tune gathers its state dict and writes it sharded.
+        A LoRA run gathers only its adapters; rank 0 writes them as a PEFT adapter, and
+        every rank merges them into its share of the base's shards, reading only those
+        (``max_shard_size`` None keeps the base's files). A full fine-tune gathers its
+        state dict and writes it sharded from rank 0.
         """
         output_dir = as_path(output_dir)
         if lora_config is not None:
             adapters = {k: gather_full(v) for k, v in get_adapter_params(model).items()}
-            if rank != 0:
-                return {}
-            adapter = save_adapter(
-                output_dir, adapters, lora_config, self.mapper, self.checkpoint_dir
-            )
-            merged = merge_adapter(
-                self.checkpoint_dir, adapter, output_dir / MERGED_DIR, max_shard_size=max_shard_size
-            )
-            return {ADAPTER_DIR: adapter, MERGED_DIR: merged}
+            world_size = dist.get_world_size() if dist.is_initialized() else 1
+            written = {}
+            if rank == 0:
+                written[ADAPTER_DIR] = save_adapter(
+                    output_dir, adapters, lora_config, self.mapper, self.checkpoint_dir
+                )
+            with tempfile.TemporaryDirectory(prefix="tunefleet-adapter-") as local:
+                write_peft_adapter(
+                    Path(local), adapters, lora_config, self.mapper, str(self.checkpoint_dir)
+                )
+                merged = merge_adapter(
+                    self.checkpoint_dir,
+                    local,
+                    output_dir / MERGED_DIR,
+                    max_shard_size=max_shard_size,
+                    rank=rank,
+                    world_size=world_size,
+                )
+            return {**written, MERGED_DIR: merged} if rank == 0 else {}
         state = {k: gather_full(v) for k, v in model.state_dict().items()}
         if rank != 0:
             return {}

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 
 from modeling.checkpointing.adapter import ADAPTER_CONFIG, ADAPTER_WEIGHTS
-from modeling.checkpointing.atomic import atomic_directory
+from modeling.checkpointing.atomic import shared_directory
 from modeling.checkpointing.files import (
     checkpoint_directory,
     read_json,
@@ -25,13 +26,15 @@ from modeling.checkpointing.writers import (
     copy_files,
     hf_sort_key,
     plan_shards,
+    shard_file_names,
     shard_size_bytes,
     write_config,
-    write_shards,
+    write_index,
+    write_shard_files,
 )
 from modeling.convert.hf import PEFT_PREFIX
 from modeling.peft.lora import merge_lora_weight
-from modeling.storage.paths import as_path
+from modeling.storage.paths import StoragePath, as_path
 
 _SUFFIXES = {
     "lora_A.weight": "a",
@@ -107,8 +110,16 @@ def merge_adapter(
     adapter_dir: str | Path,
     output_dir: str | Path,
     max_shard_size: int | str | None = None,
+    *,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> Path:
     """Write ``base + adapter`` as a Hugging Face model directory at ``output_dir``.
+
+    With several ranks (all calling it), each merges and writes a disjoint set of output
+    shards, reading only the base tensors of those shards; rank 0 writes the index, config
+    and tokenizer files last. So merge time falls as ranks are added, and no rank waits
+    on another's whole-model merge.
 
     Args:
         base_dir: The base Hugging Face model directory.
@@ -116,6 +127,8 @@ def merge_adapter(
         output_dir: The merged model's directory, written atomically (replaced if present).
         max_shard_size: Largest output shard (bytes or ``"5GB"``); None keeps the base's
             one shard per input file.
+        rank: This process's rank (``torch.distributed`` initialised when more than one).
+        world_size: How many ranks share the merge.
 
     Returns:
         ``output_dir``.
@@ -152,8 +165,26 @@ def merge_adapter(
             yield key, updates[key].apply(tensor) if key in updates else tensor
 
     output = as_path(output_dir)
-    with atomic_directory(output) as tmp:
-        write_shards(tmp, plan, produce)
-        write_config(config_path, tmp, dtype=None)
-        copy_files(base, tmp, TOKENIZER_FILES)
+    names = shard_file_names(plan)
+    with shared_directory(output, rank, world_size) as tmp:
+        write_shard_files(tmp, plan, produce, rank=rank, world_size=world_size)
+        if world_size > 1:
+            dist.barrier()
+        if rank == 0:
+            if not isinstance(output, StoragePath):
+                _check_shards_arrived(tmp, names, output)
+            write_index(tmp, plan, sum(index.nbytes(key) for keys in plan for key in keys))
+            write_config(config_path, tmp, dtype=None)
+            copy_files(base, tmp, TOKENIZER_FILES)
     return output
+
+
+def _check_shards_arrived(directory: Path, names: list[str], output: Path) -> None:
+    """Every rank's shards must be in the directory rank 0 finishes (a local output_dir)."""
+    missing = [name for name in names if not (directory / name).is_file()]
+    if missing:
+        raise ValueError(
+            f"Shards {missing[:3]} written by other ranks are not in {str(output)!r}: the "
+            f"ranks run on machines that do not share this directory. Set output_dir to a "
+            f"URI (s3://, gs://) or a file system every node mounts"
+        )

@@ -115,30 +115,51 @@ def plan_shards(sizes: Sequence[tuple[str, int]], max_shard_size: int) -> list[l
     return shards
 
 
-def write_shards(directory: Path, plan: list[list[str]], produce: Produce) -> dict[str, str]:
-    """Write ``model-0000i-of-0000N.safetensors`` per planned shard and the index.
+def shard_file_names(plan: list[list[str]]) -> list[str]:
+    """``model-0000i-of-0000N.safetensors`` for each planned shard, in order."""
+    return [f"model-{i:05d}-of-{len(plan):05d}.safetensors" for i in range(1, len(plan) + 1)]
+
+
+def write_shard_files(
+    directory: Path, plan: list[list[str]], produce: Produce, *, rank: int = 0, world_size: int = 1
+) -> int:
+    """Write this rank's shards of ``plan`` (shard ``i`` belongs to rank ``i % world_size``).
 
     Args:
         directory: Where to write (normally an :func:`atomic_directory`).
         plan: Hugging Face keys per shard.
         produce: Given one shard's keys, yields exactly those keys and their tensors.
+        rank: This process's rank.
+        world_size: How many ranks share the writing.
 
     Returns:
-        The index's ``weight_map``.
+        The bytes of tensors this rank wrote.
     """
-    weight_map: dict[str, str] = {}
-    total_size = 0
-    for number, keys in enumerate(plan, start=1):
-        name = f"model-{number:05d}-of-{len(plan):05d}.safetensors"
+    written = 0
+    for number, (name, keys) in enumerate(zip(shard_file_names(plan), plan, strict=True)):
+        if number % world_size != rank:
+            continue
         tensors = {key: tensor.contiguous() for key, tensor in produce(keys)}
         assert set(tensors) == set(keys), "a shard producer must yield exactly its keys"
         save_file(tensors, directory / name, metadata={"format": "pt"})
-        total_size += sum(t.numel() * t.element_size() for t in tensors.values())
-        weight_map.update(dict.fromkeys(tensors, name))
+        written += sum(t.numel() * t.element_size() for t in tensors.values())
         del tensors
+    return written
+
+
+def write_index(directory: Path, plan: list[list[str]], total_size: int) -> dict[str, str]:
+    """Write ``model.safetensors.index.json`` for ``plan``; return its ``weight_map``."""
+    weight_map = {
+        key: name for name, keys in zip(shard_file_names(plan), plan, strict=True) for key in keys
+    }
     index = {"metadata": {"total_size": total_size}, "weight_map": dict(sorted(weight_map.items()))}
     (directory / INDEX_NAME).write_text(json.dumps(index, indent=2) + "\n")
     return weight_map
+
+
+def write_shards(directory: Path, plan: list[list[str]], produce: Produce) -> dict[str, str]:
+    """Write every planned shard and the index from one process; return the ``weight_map``."""
+    return write_index(directory, plan, write_shard_files(directory, plan, produce))
 
 
 def write_hf_state_dict(

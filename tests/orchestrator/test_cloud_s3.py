@@ -86,7 +86,7 @@ def test_two_workers_read_inputs_from_s3_and_write_every_output_there(
     s3, bucket, empty_cwd, tmp_path, demo_assets_dir
 ):
     s3.reset_counts()
-    result = finetune("demo", s3_overrides(bucket), num_workers=2)
+    result = finetune("demo", s3_overrides(bucket, "+max_shard_size=100KB"), num_workers=2)
     root = f"s3://{bucket}"
 
     assert str(result.output_dir) == f"{root}/out"
@@ -106,6 +106,8 @@ def test_two_workers_read_inputs_from_s3_and_write_every_output_there(
         "loss_curve.png",
     ):
         assert name in objects
+    shards = [name for name in objects if name.startswith("merged/model-")]
+    assert len(shards) >= 2  # written by both ranks, each its own shards
     checkpoints = {f.split("/")[0] for f in storage.list_files(f"{root}/ray/demo")}
     assert any(name.startswith("checkpoint_") for name in checkpoints)
     assert not list(empty_cwd.iterdir())  # nothing was written where the run started
