@@ -1,8 +1,8 @@
 """Time to load an HF checkpoint into a model's (already allocated) parameters.
 
-The recipe's path: build on ``meta``, allocate, then copy the checkpoint in, either each
-rank's rows only (``load_sharded`` with sliced reads) or tensor by tensor
-(``load_streaming``). Allocation is timed apart: touching freshly allocated memory for the
+The recipe's path: build on ``meta``, allocate, then ``checkpointer.load_into(model)``,
+the one owned-rows loop (each rank reads only its rows; one rank here, so all of them).
+Allocation is timed apart: touching freshly allocated memory for the
 first time (page faults) costs the same whichever loader fills it, so each loader is timed
 on memory already touched once. The raw read is a plain sequential read of the files.
 
@@ -19,7 +19,7 @@ import torch
 from bench.ckpt_fixture import checkpoint, raw_read_seconds
 from modeling.checkpointing import FullModelHFCheckpointer
 from modeling.llama3 import llama3
-from modeling.sharding import load_sharded, load_streaming, materialize
+from modeling.sharding import materialize
 
 
 def main() -> None:
@@ -46,26 +46,18 @@ def main() -> None:
     ckpt = FullModelHFCheckpointer(directory)
     raw = raw_read_seconds(sorted(directory.glob("model-*.safetensors")))
 
-    def sliced() -> None:
-        index = ckpt.tensor_index()
-        load_sharded(model, lambda k, a, b: ckpt.read_slice(k, 0, a, b, index), ckpt.keys(index))
-
-    def streamed() -> None:
-        load_streaming(model, ckpt.iter_checkpoint())
-
     gb = sum(p.numel() * p.element_size() for p in model.parameters()) / 1e9
     print(
         f"{gb:.2f} GB of parameters; raw read {raw:.2f} s; first touch of the allocated "
         f"memory {first_touch:.2f} s"
     )
-    for name, load in (("load_sharded (sliced reads)", sliced), ("load_streaming", streamed)):
-        times = []
-        for _ in range(3):
-            start = time.perf_counter()
-            load()
-            times.append(time.perf_counter() - start)
-        best = min(times)
-        print(f"{name:>28}: {best:.2f} s = {best / raw:.2f} x raw read (best of 3)")
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        ckpt.load_into(model)
+        times.append(time.perf_counter() - start)
+    best = min(times)
+    print(f"checkpointer.load_into: {best:.2f} s = {best / raw:.2f} x raw read (best of 3)")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from orchestrator import finetune
 from orchestrator.cli import app
-from orchestrator.launcher import LaunchError
+from orchestrator.launcher import FINISHED_MARKER, LaunchError
 from tests.orchestrator.recipe_fixtures import TINY_MODEL
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
@@ -135,7 +135,7 @@ def test_failed_run_resumes_when_started_again_with_its_run_name(
     for key in expected:
         torch.testing.assert_close(actual[key], expected[key], atol=1e-6, rtol=0)
     # Marked finished, so launching this name again starts a new run (tested in test_launcher).
-    assert (result.checkpoint_dir / ".tunefleet-complete").exists()
+    assert (result.checkpoint_dir / FINISHED_MARKER).exists()
 
 
 def test_torchtune_style_config_runs_unchanged(demo_assets_dir, tmp_path):
