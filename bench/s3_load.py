@@ -143,7 +143,8 @@ def main() -> None:
     directory = checkpoint(args.dir)
     with S3Server() as s3, s3.environment():
         s3.create_bucket(BUCKET)
-        storage.upload_dir(directory, f"s3://{BUCKET}/base")
+        # moto's multipart uploads are not thread-safe: upload the fixture one file at a time
+        storage.upload_dir(directory, f"s3://{BUCKET}/base", max_workers=1)
         env = {k: v for k, v in s3.env().items() if v is not None}
         keys = [f"base/{p.name}" for p in sorted(directory.glob("*.safetensors"))]
         gb = sum(p.stat().st_size for p in directory.glob("*.safetensors")) / 1e9

@@ -22,8 +22,12 @@ printed, logged or saved (no ``login()``), and it is masked in any error text ju
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
+from modeling.checkpointing.atomic import publish_directory
+from modeling.storage import is_remote
+from modeling.storage.paths import as_path
 from orchestrator.hub import hub_cache_dir, hub_endpoint, hub_endpoint_name
 
 # Llama 3 repos ship Meta's original weights (``original/consolidated.NN.pth``, 16 GB for 8B)
@@ -107,6 +111,18 @@ def download_model(
     )
     from huggingface_hub.utils import filter_repo_objects
 
+    if is_remote(output_dir):  # download to scratch, then upload and mark complete
+        with tempfile.TemporaryDirectory(prefix="tunefleet-download-") as scratch:
+            local, sha, files = download_model(
+                repo_id,
+                Path(scratch) / "model",
+                revision=revision,
+                token=token,
+                ignore_patterns=ignore_patterns,
+            )
+            shutil.rmtree(local / ".cache", ignore_errors=True)  # huggingface_hub's bookkeeping
+            publish_directory(local, os.fspath(output_dir))
+        return as_path(output_dir), sha, files
     output = Path(output_dir).expanduser().absolute()
     patterns = [p for p in (ignore_patterns or ()) if p] or None
     endpoint, where = hub_endpoint(), hub_endpoint_name()

@@ -98,14 +98,19 @@ def _replace(final: Path, tmp: Path) -> None:
         shutil.rmtree(old)
 
 
+def publish_directory(local: str | os.PathLike, uri: str) -> None:
+    """Replace what ``uri`` holds by the files of ``local``, then mark it complete."""
+    delete_tree(uri)  # a partial earlier attempt goes; its marker goes with it
+    upload_dir(local, uri)
+    (StoragePath(uri) / COMPLETE_MARKER).write_text("complete\n")
+
+
 @contextmanager
 def _staged_upload(uri: str) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix="tunefleet-out-"))
     try:
         yield tmp
-        delete_tree(uri)  # a partial earlier attempt goes; the marker goes first with it
-        upload_dir(tmp, uri)
-        (StoragePath(uri) / COMPLETE_MARKER).write_text("complete\n")
+        publish_directory(tmp, uri)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

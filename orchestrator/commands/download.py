@@ -1,6 +1,5 @@
 """``tune download``: the command; :mod:`orchestrator.download` does the work."""
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -12,7 +11,7 @@ from orchestrator.download import DEFAULT_IGNORE_PATTERNS, DownloadError, downlo
 def download(
     repo_id: Annotated[str, typer.Argument(help="Hub repo id, e.g. meta-llama/Meta-Llama-3-8B.")],
     output_dir: Annotated[
-        Path, typer.Option("--output-dir", help="Directory to put the files in.")
+        str, typer.Option("--output-dir", help="Directory to put the files in (path or URI).")
     ],
     hf_token: Annotated[
         str | None,

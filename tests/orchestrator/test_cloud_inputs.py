@@ -132,3 +132,39 @@ def test_gated_hub_repo_without_a_token_says_how_to_get_access(hub_env, demo_ass
     hub_env.add_repo("org/gated", files, gated=True, token="hf_granted")
     result, _ = run_cli(*uri_overrides("hf://org/gated", "t", "d", tmp_path / "out"))
     assert_clean_error(result, "hf://org/gated", "HF_TOKEN")
+
+
+def test_download_to_s3_publishes_a_complete_model(s3, hub_env, demo_assets_dir):
+    from modeling import storage
+    from modeling.checkpointing import FullModelHFCheckpointer
+
+    files = {p.name: p.read_bytes() for p in (demo_assets_dir / "model").iterdir()}
+    hub_env.add_repo("org/dl", files)
+    target = f"s3://{s3}/models/dl"
+    result = CliRunner().invoke(app, ["download", "org/dl", "--output-dir", target])
+    assert result.exit_code == 0, result.output
+    assert target in result.output
+    assert set(storage.list_files(target)) == {*files, ".tunefleet-complete"}
+    remote = FullModelHFCheckpointer(target).load_checkpoint()
+    local = FullModelHFCheckpointer(demo_assets_dir / "model").load_checkpoint()
+    assert remote.keys() == local.keys()
+    assert all(remote[k].equal(local[k]) for k in local)
+
+
+def test_meta_checkpoint_behind_s3_is_fetched_once_per_node(s3, s3_server, tmp_path, monkeypatch):
+    from modeling import storage
+    from modeling.checkpointing import FullModelHFCheckpointer, FullModelMetaCheckpointer
+    from tests.modeling.checkpoint_fixtures import saved_hf
+    from tests.modeling.test_checkpointing_meta import write_meta
+
+    monkeypatch.setenv("TUNEFLEET_CACHE", str(tmp_path / "cache"))
+    _, hf_dir = saved_hf("llama3", tmp_path / "hf")
+    state = FullModelHFCheckpointer(hf_dir).load_checkpoint()
+    local = write_meta("llama3", state, tmp_path / "meta", ranks=2)
+    storage.upload_dir(local, f"s3://{s3}/meta")
+    s3_server.reset_counts()
+    for _ in range(2):  # a second reader on the node (another rank) uses the cached copy
+        loaded = FullModelMetaCheckpointer(f"s3://{s3}/meta").load_checkpoint()
+        assert all(loaded[k].equal(v) for k, v in state.items())
+    assert s3_server.gets(f"{s3}/meta/consolidated.00.pth") == 1
+    assert s3_server.gets(f"{s3}/meta/consolidated.01.pth") == 1
