@@ -19,9 +19,11 @@ from omegaconf import OmegaConf
 
 from clusters.errors import ClusterError
 from clusters.jobs import META_PREFIX, JobHandle, connect, submit_job
+from modeling.checkpointing.atomic import is_complete
+from modeling.storage.paths import as_path
 from orchestrator.config import config_name
 from orchestrator.config.builtins import is_builtin_config
-from orchestrator.launcher import FinetuneResult
+from orchestrator.launcher import STORAGE_ENV_VARS, FinetuneResult
 from orchestrator.training.metric_logger import METRICS_FILE, read_metrics
 from orchestrator.training.outputs import ADAPTER_DIR, MERGED_DIR
 
@@ -44,18 +46,18 @@ class FinetuneJob(JobHandle):
             tail = "\n".join(self.logs().strip().splitlines()[-5:])
             raise ClusterError(f"job {self.job_id} {status}; its last output:\n{tail}")
         meta = self.info().metadata or {}
-        output_dir = Path(meta.get(META_PREFIX + "output_dir", ""))
+        output_dir = as_path(meta.get(META_PREFIX + "output_dir", ""))
         if not (output_dir / METRICS_FILE).exists():
             raise ClusterError(
                 f"job {self.job_id} succeeded but its output_dir {str(output_dir)!r} is not "
-                "visible from this machine; put output_dir on a shared file system"
+                "visible from this machine; set output_dir to a URI (s3://, gs://)"
             )
         adapter = output_dir / ADAPTER_DIR
         return FinetuneResult(
             output_dir=output_dir,
-            adapter_dir=adapter if adapter.exists() else None,
+            adapter_dir=adapter if is_complete(adapter) else None,
             merged_dir=output_dir / MERGED_DIR,
-            checkpoint_dir=Path(meta[META_PREFIX + "checkpoint_dir"]),
+            checkpoint_dir=as_path(meta[META_PREFIX + "checkpoint_dir"]),
             metrics=read_metrics(output_dir / METRICS_FILE),
         )
 
@@ -105,6 +107,9 @@ def submit(
     local = host in ("127.0.0.1", "localhost") or address is None
     cfg, chosen = prepare(config, overrides, recipe, local=local)
     runtime_env: dict[str, Any] = {"env_vars": {"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}}
+    runtime_env["env_vars"].update(
+        {name: os.environ[name] for name in STORAGE_ENV_VARS if name in os.environ}
+    )
     token = hf_token or os.environ.get("HF_TOKEN")
     if token:
         runtime_env["env_vars"]["HF_TOKEN"] = token
@@ -118,14 +123,14 @@ def submit(
         command += ["--gpus-per-worker", str(gpus_per_worker)]
     if storage is not None:
         command += ["--storage", storage]
-    output_dir = Path(cfg.output_dir).expanduser()
+    output_dir = as_path(cfg.output_dir).resolve()
     run_name = cfg.get("run_name") or config_name(config).replace("/", "_")
-    root = Path(storage or cfg.get("storage") or output_dir / "ray").expanduser()
+    root = as_path(storage or cfg.get("storage") or output_dir / "ray").resolve()
     metadata = {
         META_PREFIX + "recipe": chosen,
         META_PREFIX + "config": config if isinstance(config, str) else config_arg,
-        META_PREFIX + "output_dir": str(output_dir.resolve()),
-        META_PREFIX + "checkpoint_dir": str(root.resolve() / run_name),
+        META_PREFIX + "output_dir": str(output_dir),
+        META_PREFIX + "checkpoint_dir": str(root / run_name),
     }
     handle = submit_job(
         [*command, *overrides], runtime_env=runtime_env, metadata=metadata, address=address

@@ -5,6 +5,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.hub_server import HubServer
+from tests.s3_server import S3Server
 
 
 @pytest.fixture
@@ -28,3 +29,22 @@ def hub_env(hub_server: HubServer, tmp_path, monkeypatch) -> HubServer:
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     return hub_server
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """A real S3 endpoint (moto in server mode) on 127.0.0.1, for the whole session."""
+    with S3Server() as server:
+        yield server
+
+
+@pytest.fixture
+def s3(s3_server: S3Server, monkeypatch) -> S3Server:
+    """The emulator, with the AWS environment pointing at it and fresh request counts."""
+    for name, value in s3_server.env().items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    s3_server.reset_counts()
+    return s3_server

@@ -79,10 +79,20 @@ def _s3(endpoint: str | None, region: str, key_id: str | None, profile: str | No
             max_attempts=1 if probe else S3_MAX_ATTEMPTS
         ),
         "region": region,
+        "background_writes": background_writes(),
     }
     if endpoint:
         kwargs["endpoint_override"], kwargs["scheme"] = _split_endpoint(endpoint, "https")
     return _arrow_class("S3FileSystem", "s3")(**kwargs)
+
+
+def background_writes() -> bool:
+    """Whether S3 uploads send their parts concurrently (pyarrow's default).
+
+    ``TUNEFLEET_S3_BACKGROUND_WRITES=0`` sends them one at a time, for S3-compatible stores
+    that cannot take concurrent parts of one upload (moto, the emulator the benchmarks use).
+    """
+    return os.environ.get("TUNEFLEET_S3_BACKGROUND_WRITES", "1") != "0"
 
 
 @functools.lru_cache(maxsize=64)
@@ -203,6 +213,7 @@ def portable_filesystem(uri: str | os.PathLike) -> tuple[pafs.FileSystem, str]:
         "region": region,
         "connect_timeout": S3_CONNECT_TIMEOUT_S,
         "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=S3_MAX_ATTEMPTS),
+        "background_writes": background_writes(),
     }
     if endpoint:
         kwargs["endpoint_override"], kwargs["scheme"] = _split_endpoint(endpoint, "https")

@@ -17,6 +17,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from modeling.storage import cached_local_copy, is_remote
 from orchestrator.config.builtins import (
     YAML_SUFFIXES,
     builtin_config_path,
@@ -63,7 +64,7 @@ def load_config(config: ConfigSource, overrides: list[str] | None = None) -> Dic
 
 
 def config_path(config: str | Path) -> Path:
-    """The YAML file ``config`` names: a built-in name first, then a filesystem path.
+    """The YAML file ``config`` names: a built-in name, a URI, or a filesystem path.
 
     A ``Path`` object is always a filesystem path; a string that is a built-in name wins
     over a file of the same name (write ``./demo.yaml`` to mean the file).
@@ -75,6 +76,8 @@ def config_path(config: str | Path) -> Path:
     """
     if isinstance(config, str) and is_builtin_config(config):
         return builtin_config_path(config)
+    if isinstance(config, str) and is_remote(config):  # s3://, gs://, hf://: read a copy
+        return cached_local_copy(config)
     path = Path(config).expanduser()
     if path.is_file():
         return path

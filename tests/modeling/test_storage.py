@@ -22,7 +22,6 @@ from modeling.storage import (
     TransientStorageError,
 )
 from modeling.storage.ranges import Span
-from tests.s3_server import S3Server
 
 MIB = 1 << 20
 REPO = Path(__file__).resolve().parents[2]
@@ -55,24 +54,6 @@ def silent_port():
     server.close()
     for conn in accepted:
         conn.close()
-
-
-@pytest.fixture(scope="module")
-def s3_server():
-    with S3Server() as server:
-        yield server
-
-
-@pytest.fixture
-def s3(s3_server, monkeypatch):
-    """The emulator, with the AWS environment pointing at it and fresh request counts."""
-    for name, value in s3_server.env().items():
-        if value is None:
-            monkeypatch.delenv(name, raising=False)
-        else:
-            monkeypatch.setenv(name, value)
-    s3_server.reset_counts()
-    return s3_server
 
 
 @pytest.fixture

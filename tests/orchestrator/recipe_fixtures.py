@@ -38,3 +38,18 @@ def demo_config(assets: Path, output_dir: Path, *overrides: str):
     )
     ensure_demo_assets(assets, OmegaConf.to_container(cfg.model, resolve=True), cfg.dataset.source)
     return cfg
+
+
+def s3_overrides(bucket: str, *extra: str, out: str = "out") -> list[str]:
+    """Demo overrides naming only ``s3://bucket`` URIs (see the ``demo_bucket`` fixture)."""
+    root = f"s3://{bucket}"
+    return [
+        f"output_dir={root}/{out}",
+        f"storage={root}/ray",
+        "demo_assets=null",
+        f"checkpointer.checkpoint_dir={root}/base",
+        f"tokenizer.path={root}/base/tokenizer.model",
+        f"dataset.source={root}/data/demo.json",
+        *TINY_MODEL,
+        *extra,
+    ]

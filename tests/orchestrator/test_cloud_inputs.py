@@ -16,7 +16,6 @@ from orchestrator import finetune
 from orchestrator.cli import app
 from orchestrator.datasets import sources
 from tests.orchestrator.recipe_fixtures import TINY_MODEL
-from tests.s3_server import S3Server
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 DATA = Path(sources.__file__).parent.parent / "data" / "demo_instructions.json"
@@ -64,21 +63,11 @@ def test_two_workers_train_from_the_hub_reading_the_base_once(hub_repo, tmp_path
     assert hub_repo.bytes_served("org/tiny-llama", "model.safetensors") < 2.2 * size
 
 
-@pytest.fixture(scope="module")
-def s3_server():
-    with S3Server() as server:
-        yield server
-
-
 @pytest.fixture
-def s3(s3_server, monkeypatch):
-    for name, value in s3_server.env().items():
-        if value is None:
-            monkeypatch.delenv(name, raising=False)
-        else:
-            monkeypatch.setenv(name, value)
+def s3_bucket(s3):
+    """A fresh, empty bucket on the emulator; its name."""
     bucket = f"bad-{uuid.uuid4().hex[:8]}"
-    s3_server.create_bucket(bucket)
+    s3.create_bucket(bucket)
     return bucket
 
 
@@ -95,8 +84,8 @@ def assert_clean_error(result, *needles):
         assert needle in result.output, result.output
 
 
-def test_missing_checkpoint_object_is_named_before_any_worker(s3, demo_assets_dir, tmp_path):
-    root = f"s3://{s3}"
+def test_missing_checkpoint_object_is_named_before_any_worker(s3_bucket, demo_assets_dir, tmp_path):
+    root = f"s3://{s3_bucket}"
     result, took = run_cli(
         *uri_overrides(f"{root}/nothing-here", f"{root}/tok.model", f"{root}/d.json", f"{root}/out")
     )
@@ -107,17 +96,17 @@ def test_missing_checkpoint_object_is_named_before_any_worker(s3, demo_assets_di
     assert not storage.exists(f"{root}/out/adapter")  # nothing that looks complete
 
 
-def test_missing_bucket_and_refused_credentials_are_named(s3, s3_server, tmp_path):
+def test_missing_bucket_and_refused_credentials_are_named(s3_bucket, s3, tmp_path):
     result, _ = run_cli(
         *uri_overrides("s3://no-such-bucket-x/base", "t", "d", tmp_path / "out"),
     )
     assert_clean_error(result, "s3://no-such-bucket-x does not exist")
-    with s3_server.enforce_auth():
-        result, _ = run_cli(*uri_overrides(f"s3://{s3}/base", "t", "d", tmp_path / "out"))
-    assert_clean_error(result, f"s3://{s3}/base", "credentials")
+    with s3.enforce_auth():
+        result, _ = run_cli(*uri_overrides(f"s3://{s3_bucket}/base", "t", "d", tmp_path / "out"))
+    assert_clean_error(result, f"s3://{s3_bucket}/base", "credentials")
 
 
-def test_unreachable_endpoint_fails_in_seconds(s3, monkeypatch, tmp_path):
+def test_unreachable_endpoint_fails_in_seconds(s3_bucket, monkeypatch, tmp_path):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -134,13 +123,13 @@ def test_gated_hub_repo_without_a_token_says_how_to_get_access(hub_env, demo_ass
     assert_clean_error(result, "hf://org/gated", "HF_TOKEN")
 
 
-def test_download_to_s3_publishes_a_complete_model(s3, hub_env, demo_assets_dir):
+def test_download_to_s3_publishes_a_complete_model(s3_bucket, hub_env, demo_assets_dir):
     from modeling import storage
     from modeling.checkpointing import FullModelHFCheckpointer
 
     files = {p.name: p.read_bytes() for p in (demo_assets_dir / "model").iterdir()}
     hub_env.add_repo("org/dl", files)
-    target = f"s3://{s3}/models/dl"
+    target = f"s3://{s3_bucket}/models/dl"
     result = CliRunner().invoke(app, ["download", "org/dl", "--output-dir", target])
     assert result.exit_code == 0, result.output
     assert target in result.output
@@ -151,7 +140,7 @@ def test_download_to_s3_publishes_a_complete_model(s3, hub_env, demo_assets_dir)
     assert all(remote[k].equal(local[k]) for k in local)
 
 
-def test_meta_checkpoint_behind_s3_is_fetched_once_per_node(s3, s3_server, tmp_path, monkeypatch):
+def test_meta_checkpoint_behind_s3_is_fetched_once_per_node(s3_bucket, s3, tmp_path, monkeypatch):
     from modeling import storage
     from modeling.checkpointing import FullModelHFCheckpointer, FullModelMetaCheckpointer
     from tests.modeling.checkpoint_fixtures import saved_hf
@@ -161,10 +150,28 @@ def test_meta_checkpoint_behind_s3_is_fetched_once_per_node(s3, s3_server, tmp_p
     _, hf_dir = saved_hf("llama3", tmp_path / "hf")
     state = FullModelHFCheckpointer(hf_dir).load_checkpoint()
     local = write_meta("llama3", state, tmp_path / "meta", ranks=2)
-    storage.upload_dir(local, f"s3://{s3}/meta")
-    s3_server.reset_counts()
+    storage.upload_dir(local, f"s3://{s3_bucket}/meta")
+    s3.reset_counts()
     for _ in range(2):  # a second reader on the node (another rank) uses the cached copy
-        loaded = FullModelMetaCheckpointer(f"s3://{s3}/meta").load_checkpoint()
+        loaded = FullModelMetaCheckpointer(f"s3://{s3_bucket}/meta").load_checkpoint()
         assert all(loaded[k].equal(v) for k, v in state.items())
-    assert s3_server.gets(f"{s3}/meta/consolidated.00.pth") == 1
-    assert s3_server.gets(f"{s3}/meta/consolidated.01.pth") == 1
+    assert s3.gets(f"{s3_bucket}/meta/consolidated.00.pth") == 1
+    assert s3.gets(f"{s3_bucket}/meta/consolidated.01.pth") == 1
+
+
+def test_merge_refuses_a_remote_adapter_that_was_never_completed(s3_bucket, s3, tmp_path):
+    s3.put(f"{s3_bucket}/partial/adapter/adapter_config.json", b"{}")  # no marker: cut short
+    result = CliRunner().invoke(
+        app,
+        [
+            "merge",
+            "--base",
+            str(tmp_path),
+            "--adapter",
+            f"s3://{s3_bucket}/partial/adapter",
+            "--output",
+            str(tmp_path / "merged"),
+        ],
+    )
+    assert_clean_error(result, f"s3://{s3_bucket}/partial/adapter", "incomplete")
+    assert not (tmp_path / "merged").exists()

@@ -7,8 +7,6 @@ starts from an empty working directory, so nothing can come from a shared disk.
 import json
 import threading
 import time
-import uuid
-from pathlib import Path
 
 import psutil
 import pytest
@@ -17,56 +15,10 @@ from safetensors.torch import load_file
 
 from modeling import storage
 from orchestrator import finetune
-from orchestrator.datasets import sources
-from tests.orchestrator.recipe_fixtures import TINY_MODEL
-from tests.s3_server import S3Server
+from tests.orchestrator.recipe_fixtures import s3_overrides
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 RUN = ["batch_size=4", "max_steps_per_epoch=30", "save_every_n_steps=10"]
-
-
-@pytest.fixture(scope="module")
-def s3_server():
-    with S3Server() as server:
-        yield server
-
-
-@pytest.fixture
-def s3(s3_server, monkeypatch):
-    for name, value in s3_server.env().items():
-        if value is None:
-            monkeypatch.delenv(name, raising=False)
-        else:
-            monkeypatch.setenv(name, value)
-    return s3_server
-
-
-@pytest.fixture
-def bucket(s3, demo_assets_dir):
-    """A bucket holding the demo's base model, tokenizer and data, and nothing else."""
-    name = f"run-{uuid.uuid4().hex[:10]}"
-    s3.create_bucket(name)
-    for path in (demo_assets_dir / "model").iterdir():
-        s3.put(f"{name}/base/{path.name}", path.read_bytes())
-    s3.put(f"{name}/base/tokenizer.model", (demo_assets_dir / "tokenizer.model").read_bytes())
-    data = Path(sources.__file__).parent.parent / "data" / "demo_instructions.json"
-    s3.put(f"{name}/data/demo.json", data.read_bytes())
-    return name
-
-
-def s3_overrides(bucket, *extra, out="out"):
-    root = f"s3://{bucket}"
-    return [
-        f"output_dir={root}/{out}",
-        f"storage={root}/ray",
-        "demo_assets=null",
-        f"checkpointer.checkpoint_dir={root}/base",
-        f"tokenizer.path={root}/base/tokenizer.model",
-        f"dataset.source={root}/data/demo.json",
-        *TINY_MODEL,
-        *RUN,
-        *extra,
-    ]
 
 
 def adapter_of(bucket, out, tmp_path):
@@ -83,11 +35,13 @@ def empty_cwd(tmp_path, monkeypatch):
 
 
 def test_two_workers_read_inputs_from_s3_and_write_every_output_there(
-    s3, bucket, empty_cwd, tmp_path, demo_assets_dir
+    s3, demo_bucket, empty_cwd, tmp_path, demo_assets_dir
 ):
     s3.reset_counts()
-    result = finetune("demo", s3_overrides(bucket, "+max_shard_size=100KB"), num_workers=2)
-    root = f"s3://{bucket}"
+    result = finetune(
+        "demo", s3_overrides(demo_bucket, *RUN, "+max_shard_size=100KB"), num_workers=2
+    )
+    root = f"s3://{demo_bucket}"
 
     assert str(result.output_dir) == f"{root}/out"
     assert str(result.adapter_dir) == f"{root}/out/adapter"
@@ -114,7 +68,7 @@ def test_two_workers_read_inputs_from_s3_and_write_every_output_there(
 
     # The two ranks together read each base weight once to load, then rank 0 reads the
     # base once more to merge: about twice the file. One full read per rank would be 3x.
-    base = f"{bucket}/base/model.safetensors"
+    base = f"{demo_bucket}/base/model.safetensors"
     size = storage.size(f"{root}/base/model.safetensors")
     assert 2 * size * 0.98 < s3.bytes_served(base) < 2.2 * size
 
@@ -131,27 +85,27 @@ def test_two_workers_read_inputs_from_s3_and_write_every_output_there(
 
 
 def test_killed_worker_resumes_from_the_s3_checkpoint_to_the_same_adapter(
-    s3, bucket, empty_cwd, tmp_path
+    s3, demo_bucket, empty_cwd, tmp_path
 ):
-    reference = finetune("demo", s3_overrides(bucket, out="reference"), num_workers=2)
-    expected = adapter_of(bucket, "reference", tmp_path)
+    reference = finetune("demo", s3_overrides(demo_bucket, *RUN, out="reference"), num_workers=2)
+    expected = adapter_of(demo_bucket, "reference", tmp_path)
     assert reference.metrics[-1]["step"] == 30
     killed = []
     watcher = threading.Thread(
         target=kill_a_worker_once_checkpointed,
-        args=(f"s3://{bucket}/killed/metrics.jsonl", 10, killed),
+        args=(f"s3://{demo_bucket}/killed/metrics.jsonl", 10, killed),
         daemon=True,
     )
     watcher.start()
     result = finetune(
         "demo",
-        s3_overrides(bucket, "run_name=killed", "max_failures=1", out="killed"),
+        s3_overrides(demo_bucket, *RUN, "run_name=killed", "max_failures=1", out="killed"),
         num_workers=2,
     )
     watcher.join(timeout=1)
     assert killed, "the run finished before a worker could be killed"
     assert result.metrics[-1]["step"] == 30
-    actual = adapter_of(bucket, "killed", tmp_path)
+    actual = adapter_of(demo_bucket, "killed", tmp_path)
     for key in expected:
         torch.testing.assert_close(actual[key], expected[key], atol=1e-6, rtol=0)
 

@@ -184,3 +184,26 @@ def test_job_too_big_for_the_cluster_fails_with_the_reason(cluster, assets, tmp_
     assert re.search(r"7 workers need 7 CPUs, the cluster has [23]\b", handle.logs())
     with pytest.raises(ClusterError, match="FAILED"):
         handle.result()
+
+
+def test_two_node_job_reads_and_writes_only_s3(cluster, s3, demo_bucket):
+    """Two workers on two raylets of the cluster, with every input and output on S3."""
+    from modeling import storage
+    from tests.orchestrator.recipe_fixtures import s3_overrides
+
+    handle = orchestrator.submit(
+        "demo",
+        s3_overrides(demo_bucket, "max_steps_per_epoch=4", "save_every_n_steps=2"),
+        address=cluster.dashboard_url,
+        num_workers=2,
+        install=False,
+    )
+    result = handle.result(timeout=240)
+    root = f"s3://{demo_bucket}"
+    assert str(result.output_dir) == f"{root}/out"
+    assert str(result.adapter_dir) == f"{root}/out/adapter"
+    assert [m["step"] for m in result.metrics] == [1, 2, 3, 4]
+    outputs = storage.list_files(f"{root}/out")
+    assert "merged/.tunefleet-complete" in outputs and "adapter/.tunefleet-complete" in outputs
+    assert any(name.startswith("checkpoint_") for name in storage.list_dir(f"{root}/ray/demo"))
+    assert "step 4/4" in handle.logs()  # progress reached the job's driver through Ray

@@ -156,3 +156,13 @@ def test_meta_base_gives_the_same_adapter_and_a_meta_merged_model(assets, tmp_pa
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(b[key], a[key], atol=1e-6, rtol=0)
+
+
+def test_outputs_go_under_output_dir_whatever_the_checkpointer_says(assets, tmp_path):
+    """torchtune configs may give checkpointer.output_dir its own value; output_dir decides."""
+    elsewhere = tmp_path / "elsewhere"
+    cfg = demo_config(assets, tmp_path / "out", f"checkpointer.output_dir={elsewhere}")
+    finetune(cfg, LocalSession(checkpoint_root=tmp_path / "ckpt"))
+    assert (tmp_path / "out" / "adapter" / "adapter_model.safetensors").is_file()
+    assert (tmp_path / "out" / "merged" / "model.safetensors.index.json").is_file()
+    assert not elsewhere.exists()
