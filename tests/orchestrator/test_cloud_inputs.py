@@ -175,3 +175,14 @@ def test_merge_refuses_a_remote_adapter_that_was_never_completed(s3_bucket, s3, 
     )
     assert_clean_error(result, f"s3://{s3_bucket}/partial/adapter", "incomplete")
     assert not (tmp_path / "merged").exists()
+
+
+def test_validate_reads_a_config_file_behind_a_uri(s3_bucket, s3, tmp_path, monkeypatch):
+    from orchestrator.config import builtin_config_path
+
+    monkeypatch.setenv("TUNEFLEET_CACHE", str(tmp_path / "cache"))
+    s3.put(f"{s3_bucket}/configs/llama3.yaml", builtin_config_path("llama3/8B_lora").read_bytes())
+    result = CliRunner().invoke(app, ["validate", f"s3://{s3_bucket}/configs/llama3.yaml"])
+    assert result.exit_code == 0, result.output
+    missing = CliRunner().invoke(app, ["validate", f"s3://{s3_bucket}/configs/nope.yaml"])
+    assert_clean_error(missing, f"s3://{s3_bucket}/configs/nope.yaml")
