@@ -8,6 +8,7 @@ SDK caller). Workers run :func:`orchestrator.recipes.finetune.finetune` through
 import contextlib
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -262,6 +263,8 @@ def _start_ray(address: str | None) -> None:
     """Connect to ``address``, or start a local cluster sized to this machine, quietly."""
     import ray
 
+    if address:
+        _check_reachable(address)
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
@@ -276,12 +279,38 @@ def _start_ray(address: str | None) -> None:
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, **kwargs)
 
 
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail in seconds when nothing listens at ``address`` (Ray itself retries for minutes)."""
+    if address == "auto" or address.startswith("local"):
+        return
+    hostport = address.removeprefix("ray://").rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise LaunchError(
+            f"--address {address!r} is not HOST:PORT; pass the head's GCS address "
+            f"(HOST:6379), ray://HOST:10001, or auto"
+        )
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as err:
+        raise LaunchError(
+            f"Cannot reach the Ray cluster at {address!r} ({err.strerror or err}); check that it "
+            f"is up (`tune cluster local status`, `tune cluster status SPEC`) and that --address "
+            f"names its GCS port (6379 by default)"
+        ) from err
+
+
 def _check_resources(num_workers: int | None, gpus_per_worker: float) -> int:
     """The worker count to use; fail fast if the cluster cannot host it."""
     import ray
 
     total = ray.cluster_resources()
     cpus, gpus = int(total.get("CPU", 0)), total.get("GPU", 0)
+    if num_workers is not None and num_workers < 1:
+        raise LaunchError(
+            f"num_workers must be at least 1, got {num_workers}; set num_workers=N (or "
+            f"--num-workers N), or leave it unset to use every CPU or GPU of the cluster"
+        )
     if num_workers is None:
         num_workers = int(gpus // gpus_per_worker) if gpus_per_worker else cpus
     if num_workers < 1:
@@ -328,9 +357,15 @@ def _writable_output_dir(path: str) -> Path | StoragePath:
 
 
 def _root_cause(err: BaseException) -> str:
-    """The innermost worker error message, without Ray's wrapping."""
+    """The worker's own error message, without Ray's wrapping, on one line.
+
+    Ray wraps a worker's exception in its own (``TrainingFailedError``, worker failures,
+    ``RayTaskError``); the first exception below those wrappers is the one the recipe or
+    a library raised, and its message is kept, not what caused it in turn (our messages
+    name the file and the fix; the causes they wrap do not).
+    """
     seen = err
-    while True:
+    while _is_ray_wrapper(seen):
         inner = getattr(seen, "cause", None) or seen.__cause__
         worker_failures = getattr(seen, "worker_failures", None)
         if worker_failures:
@@ -338,5 +373,11 @@ def _root_cause(err: BaseException) -> str:
         if inner is None or inner is seen:
             break
         seen = inner
-    text = str(seen).strip().splitlines()
-    return text[-1] if text else type(seen).__name__
+    lines = [line.strip() for line in str(seen).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(seen).__name__
+    return lines[0] if not _is_ray_wrapper(seen) else lines[-1]
+
+
+def _is_ray_wrapper(err: BaseException) -> bool:
+    return type(err).__module__.split(".")[0] == "ray"

@@ -5,6 +5,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from modeling.checkpointing import ADAPTER_DIR, MERGED_DIR
+from modeling.checkpointing.output_rule import check_output_directory
+from modeling.storage import join
 from orchestrator.config import (
     ConfigError,
     config_name,
@@ -14,6 +17,7 @@ from orchestrator.config import (
     validate_config,
 )
 from orchestrator.launcher import FinetuneResult, LaunchOptions, launch
+from orchestrator.preflight import check_run_inputs
 
 
 def prepare(
@@ -27,7 +31,8 @@ def prepare(
 
     Everything that can be checked before starting Ray is checked here, so mistakes fail
     in seconds: unknown recipe or keys, a recipe that does not fit the model, and (for
-    local runs) a missing base checkpoint.
+    inputs the driver can read) the checkpoint, tokenizer and data against the model
+    (:mod:`orchestrator.preflight`) and the output directories (never over an input).
 
     Raises:
         ConfigError: Naming the key or value at fault.
@@ -51,9 +56,13 @@ def prepare(
             ensure_demo_assets(
                 cfg.demo_assets, OmegaConf.to_container(cfg.model, resolve=True), cfg.dataset.source
             )
-        from orchestrator.config import instantiate
-
-        instantiate(cfg.checkpointer)  # reads config.json and lists files: fails fast
+        check_run_inputs(cfg)  # checkpoint, tokenizer and data against the model, in seconds
+        for name in (ADAPTER_DIR, MERGED_DIR):
+            check_output_directory(
+                join(str(cfg.output_dir), name),
+                [cfg.checkpointer.checkpoint_dir],
+                option=f"output_dir's {name}/",
+            )
     return cfg, chosen
 
 

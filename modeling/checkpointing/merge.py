@@ -20,6 +20,7 @@ from modeling.checkpointing.files import (
     required_file,
     resolve_hf_files,
 )
+from modeling.checkpointing.output_rule import check_output_directory
 from modeling.checkpointing.readers import TensorIndex, iter_hf_tensors
 from modeling.checkpointing.writers import (
     TOKENIZER_FILES,
@@ -113,6 +114,7 @@ def merge_adapter(
     *,
     rank: int = 0,
     world_size: int = 1,
+    force: bool = False,
 ) -> Path:
     """Write ``base + adapter`` as a Hugging Face model directory at ``output_dir``.
 
@@ -129,6 +131,7 @@ def merge_adapter(
             one shard per input file.
         rank: This process's rank (``torch.distributed`` initialised when more than one).
         world_size: How many ranks share the merge.
+        force: Replace an existing ``output_dir`` even if it is not a model directory.
 
     Returns:
         ``output_dir``.
@@ -138,6 +141,7 @@ def merge_adapter(
         ValueError: For adapters on modules the base lacks, corrupt files, bad sizes or
             an output directory that cannot be written.
     """
+    check_output_directory(output_dir, [base_dir, adapter_dir], force=force)
     base = checkpoint_directory(base_dir)
     config_path = required_file(base, "config.json")
     index = TensorIndex(resolve_hf_files(base))
@@ -148,6 +152,14 @@ def merge_adapter(
             f"The adapter in {adapter_dir} targets weights the base {base} lacks: {unknown[:5]}; "
             f"is it the adapter of this base model?"
         )
+    for key, update in updates.items():
+        rows, columns = index.shape(key)[:2]
+        if update.b.shape[0] != rows or update.a.shape[1] != columns:
+            raise ValueError(
+                f"The adapter in {adapter_dir} does not fit the base {base}: for {key!r} it "
+                f"gives a ({update.b.shape[0]} x {update.a.shape[1]}) update, the base weight "
+                f"is ({rows} x {columns}); is it the adapter of a model of another size?"
+            )
     if max_shard_size is None:
         by_file: dict[Path, list[str]] = {}
         for key in sorted(index.names(), key=hf_sort_key):

@@ -39,9 +39,11 @@ def load_torch_file(path: Path) -> dict[str, torch.Tensor]:
     try:
         return torch.load(local, map_location="cpu", weights_only=True, mmap=True)
     except Exception as err:  # torch raises several types for corrupt/unsafe files
+        first_line = next((line for line in str(err).splitlines() if line.strip()), "")
         raise ValueError(
             f"Cannot read {path} as a weights-only torch checkpoint ({type(err).__name__}: "
-            f"{err}); it may be truncated or corrupt: download it again"
+            f"{first_line.strip()}); it is truncated, corrupt, or pickles more than tensors "
+            f"(only weights are ever loaded): download it again or convert it to safetensors"
         ) from err
 
 

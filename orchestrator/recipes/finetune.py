@@ -20,7 +20,6 @@ import torch.distributed as dist
 from omegaconf import DictConfig, OmegaConf
 from torch.distributed.tensor import DTensor
 
-from modeling.checkpointing import Checkpointer
 from modeling.data import CROSS_ENTROPY_IGNORE_IDX
 from modeling.peft import get_adapter_params, set_trainable_params
 from modeling.sharding import (
@@ -31,6 +30,7 @@ from modeling.sharding import (
 )
 from orchestrator.datasets import ShardedSampler, StatefulDataLoader
 from orchestrator.datasets.collate import padded_collate_packed, padded_collate_sft
+from orchestrator.preflight import require_checkpointer
 from orchestrator.training.device_mesh import device_mesh
 from orchestrator.training.loss import shift_labels
 from orchestrator.training.meta_model import build_on_meta
@@ -89,13 +89,7 @@ def finetune(config: dict | DictConfig, session: Session) -> dict[str, Any]:
         mesh = device_mesh(device, session.world_size, session.node_id)
         shard_decoder(model, mesh=mesh, param_dtype=dtype if on_gpu else None)
     materialize(model, device)
-    checkpointer = instantiate(cfg.checkpointer)
-    if not isinstance(checkpointer, Checkpointer):
-        raise ValueError(
-            f"checkpointer._component_ {cfg.checkpointer.get('_component_')!r} built a "
-            f"{type(checkpointer).__name__}, not a checkpointer; use FullModelHFCheckpointer "
-            f"or FullModelMetaCheckpointer"
-        )
+    checkpointer = require_checkpointer(instantiate(cfg.checkpointer), cfg)
     checkpointer.load_into(model)  # each rank reads only the rows its shards own
     assert_nothing_on_meta(model)
     if cfg.get("compile", False):

@@ -265,6 +265,10 @@ def test_cli_run_prints_the_summary_and_generate_answers(demo_assets_dir, tmp_pa
             ["run", "lora_finetune", "--config", "demo", "--num-workers", "7"],
             r"7 workers need 7 CPUs, the cluster has 2",
         ),
+        (
+            ["run", "lora_finetune", "--config", "demo", "num_workers=0"],
+            r"num_workers must be at least 1, got 0",
+        ),
     ],
 )
 def test_bad_runs_fail_fast_with_a_clear_message(args, message, demo_assets_dir, tmp_path):
