@@ -1,5 +1,6 @@
 """``merge_adapter`` split over ranks: disjoint shards per rank, the same bytes as one rank."""
 
+import os
 import socket
 
 import pytest
@@ -31,6 +32,7 @@ def _merge_worker(rank, port, base, adapter, out, log):
         dist.barrier()
     finally:
         dist.destroy_process_group()
+    os._exit(0)  # skip C++ teardown, where gloo's threads can abort a finished rank
 
 
 def test_two_ranks_write_disjoint_shards_identical_to_one_rank(tmp_path):
