@@ -1,11 +1,27 @@
 """Shared pytest fixtures."""
 
+import os
 from collections.abc import Iterator
 
 import pytest
 
 from tests.hub_server import HubServer
 from tests.s3_server import S3Server
+
+
+@pytest.fixture(scope="session", autouse=True)
+def node_cache(tmp_path_factory) -> Iterator[None]:
+    """Keep the node-local storage cache (``TUNEFLEET_CACHE``) out of the user's home.
+
+    Set for the whole session before any Ray worker starts, so workers inherit it too.
+    """
+    previous = os.environ.get("TUNEFLEET_CACHE")
+    os.environ["TUNEFLEET_CACHE"] = str(tmp_path_factory.mktemp("tunefleet-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("TUNEFLEET_CACHE", None)
+    else:
+        os.environ["TUNEFLEET_CACHE"] = previous
 
 
 @pytest.fixture
