@@ -100,10 +100,13 @@ class RaySession:
 
     def progress(self, metrics: dict[str, Any]) -> None:
         """Put ``metrics`` on the driver's queue; a full queue drops it (training never waits)."""
+        from ray.exceptions import RayError
         from ray.util.queue import Full
 
         if self._records is not None:
-            with contextlib.suppress(Full):
+            # Progress is best-effort: a full queue, or one lost with its node, never
+            # stops training (metrics.jsonl keeps every step either way).
+            with contextlib.suppress(Full, RayError):
                 self._records.put_nowait(metrics)
 
     def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None = None) -> None:
@@ -163,7 +166,6 @@ def launch(
     import ray
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
-    from ray.util.queue import Queue as RecordQueue
 
     output_dir = _writable_output_dir(cfg.output_dir)
     gpus = options.gpus_per_worker
@@ -173,7 +175,7 @@ def launch(
     storage = as_path(options.storage or cfg.get("storage") or output_dir / "ray")
     run_name = cfg.get("run_name") or config_name.replace("/", "_")
     _archive_finished_run(storage, run_name)
-    records = RecordQueue(maxsize=10_000) if progress is not None else None
+    records = _record_queue() if progress is not None else None
     payload = {
         "config": OmegaConf.to_container(cfg, resolve=True),
         "records": records,
@@ -222,6 +224,20 @@ def launch(
         checkpoint_dir=storage / run_name,
         metrics=read_metrics(output_dir / METRICS_FILE),
     )
+
+
+def _record_queue():
+    """The queue rank 0 sends its logged steps to, on the driver's own node.
+
+    On the driver's node (it needs no CPU) it lives as long as the driver does, so losing a
+    worker node never takes the queue with it.
+    """
+    import ray
+    from ray.util.queue import Queue
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+    return Queue(maxsize=10_000, actor_options={"num_cpus": 0, "scheduling_strategy": here})
 
 
 def _archive_finished_run(storage: Path | StoragePath, run_name: str) -> None:

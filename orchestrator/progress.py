@@ -22,7 +22,11 @@ class RecordQueue(Protocol):
 def follow_records(
     records: RecordQueue, done: threading.Event, poll_s: float = 0.5
 ) -> Iterator[dict[str, Any]]:
-    """Yield records as they arrive until ``done`` is set and the queue is drained."""
+    """Yield records as they arrive until ``done`` is set and the queue is drained.
+
+    A queue that fails (its actor lost with the cluster) ends the following quietly:
+    progress lines are a courtesy, the run's outcome is reported elsewhere.
+    """
     while True:
         finished = done.is_set()
         try:
@@ -30,6 +34,8 @@ def follow_records(
         except queue.Empty:
             if finished:
                 return
+        except Exception:  # noqa: BLE001 - e.g. ray.exceptions.RayActorError
+            return
 
 
 def format_progress(record: dict[str, Any], total_steps: int | None) -> str:
