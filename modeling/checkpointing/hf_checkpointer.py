@@ -20,7 +20,7 @@ from modeling.checkpointing.files import (
 from modeling.checkpointing.merge import merge_adapter
 from modeling.checkpointing.options import check_torchtune_kwargs
 from modeling.checkpointing.protocol import ADAPTER_DIR, MERGED_DIR, Checkpointer
-from modeling.checkpointing.readers import TensorIndex, iter_hf_tensors, read_hf_slice
+from modeling.checkpointing.readers import TensorIndex, hf_rows, iter_hf_tensors, read_hf_slice
 from modeling.checkpointing.validation import validate_config
 from modeling.checkpointing.writers import (
     TOKENIZER_FILES,
@@ -112,7 +112,7 @@ class FullModelHFCheckpointer(Checkpointer):
     def read_rows(self, key: str, start: int = 0, stop: int | None = None) -> torch.Tensor:
         """Rows ``[start, stop)`` of our tensor ``key``, reading only those rows."""
         if stop is None:
-            stop = self._rows(key)
+            stop = hf_rows(self.tensor_index(), self.mapper, key)[1]
         return self.read_slice(key, 0, start, stop)
 
     def check_model(self, model: nn.Module) -> None:
@@ -210,11 +210,6 @@ class FullModelHFCheckpointer(Checkpointer):
             write_config(self.config_path, tmp, floating_dtype(state_dict.values()))
             copy_files(self.checkpoint_dir, tmp, TOKENIZER_FILES)
         return output_dir / MERGED_DIR
-
-    def _rows(self, key: str) -> int:
-        rule, part, layer = self.mapper.our_rule(key)
-        rows = self.tensor_index().shape(rule.hf.format(layer))[0]
-        return self.mapper.split_sizes(rule, rows)[part] if rule.fused is not None else rows
 
 
 def save_adapter(

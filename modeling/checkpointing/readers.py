@@ -160,6 +160,20 @@ class TensorIndex:
         return key
 
 
+def hf_rows(index: TensorIndex, mapper: KeyMapper, key: str) -> tuple[int, int]:
+    """Where our tensor ``key`` sits in its Hugging Face tensor: ``(first row, rows)``.
+
+    A fused tensor (Phi-3's qkv, gate/up) holds several of ours, one block of rows each;
+    any other holds exactly one, all of its rows.
+    """
+    rule, part, layer = mapper.our_rule(key)
+    rows = index.shape(rule.hf.format(layer))[0]
+    if rule.fused is None:
+        return 0, rows
+    sizes = mapper.split_sizes(rule, rows)
+    return sum(sizes[:part]), sizes[part]
+
+
 def read_hf_slice(
     index: TensorIndex, mapper: KeyMapper, key: str, dim: int, start: int, stop: int
 ) -> torch.Tensor:
@@ -180,10 +194,7 @@ def read_hf_slice(
     rule, part, layer = mapper.our_rule(key)
     hf_key = rule.hf.format(layer)
     shape = index.shape(hf_key)
-    offset, rows = 0, shape[0]
-    if rule.fused is not None:
-        sizes = mapper.split_sizes(rule, shape[0])
-        offset, rows = sum(sizes[:part]), sizes[part]
+    offset, rows = hf_rows(index, mapper, key)
     if not 0 <= dim < len(shape) or not 0 <= start <= stop <= (rows if dim == 0 else shape[dim]):
         raise ValueError(
             f"Slice dim={dim} [{start}:{stop}] is outside {key!r} of shape {(rows, *shape[1:])}"
