@@ -4,15 +4,17 @@ from pathlib import Path
 
 from torch import nn
 
-# config.json field -> (the builder keyword that sets it, how to read it off a built model).
+from modeling.builders import decoder_sizes
+
+# config.json field -> the builder keyword that sets it (read off a model by decoder_sizes).
 _CONFIG_FIELDS = {
-    "vocab_size": ("vocab_size", lambda m: m.tok_embeddings.weight.shape[0]),
-    "hidden_size": ("embed_dim", lambda m: m.tok_embeddings.weight.shape[1]),
-    "num_hidden_layers": ("num_layers", lambda m: len(m.layers)),
-    "num_attention_heads": ("num_heads", lambda m: m.layers[0].attn.num_heads),
-    "num_key_value_heads": ("num_kv_heads", lambda m: m.layers[0].attn.num_kv_heads),
-    "head_dim": ("head_dim", lambda m: m.layers[0].attn.head_dim),
-    "intermediate_size": ("intermediate_dim", lambda m: m.layers[0].mlp.w1.weight.shape[0]),
+    "vocab_size": "vocab_size",
+    "hidden_size": "embed_dim",
+    "num_hidden_layers": "num_layers",
+    "num_attention_heads": "num_heads",
+    "num_key_value_heads": "num_kv_heads",
+    "head_dim": "head_dim",
+    "intermediate_size": "intermediate_dim",
 }
 
 
@@ -36,10 +38,11 @@ def validate_config(
     """
     if "num_key_value_heads" not in config and "num_attention_heads" in config:
         config = {**config, "num_key_value_heads": config["num_attention_heads"]}
+    sizes = decoder_sizes(model)
     diffs = [
-        f"{field} is {config[field]} there but the model has {keyword}={read(model)}"
-        for field, (keyword, read) in _CONFIG_FIELDS.items()
-        if config.get(field) is not None and config[field] != read(model)
+        f"{field} is {config[field]} there but the model has {keyword}={sizes[keyword]}"
+        for field, keyword in _CONFIG_FIELDS.items()
+        if config.get(field) is not None and config[field] != sizes[keyword]
     ]
     if diffs:
         raise ValueError(
