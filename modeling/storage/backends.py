@@ -71,6 +71,11 @@ def _arrow_class(name: str, scheme: str):
 
 @functools.lru_cache(maxsize=32)
 def _s3(endpoint: str | None, region: str, key_id: str | None, profile: str | None, probe: bool):
+    return _arrow_class("S3FileSystem", "s3")(**_s3_options(endpoint, region, probe))
+
+
+def _s3_options(endpoint: str | None, region: str, probe: bool) -> dict:
+    """``S3FileSystem`` keywords: endpoint, region, timeouts and retries (short to probe)."""
     kwargs = {
         "connect_timeout": PROBE_CONNECT_TIMEOUT_S if probe else S3_CONNECT_TIMEOUT_S,
         # Honoured on Linux too (as curl's low-speed limit), whatever pyarrow's docs say.
@@ -83,7 +88,7 @@ def _s3(endpoint: str | None, region: str, key_id: str | None, profile: str | No
     }
     if endpoint:
         kwargs["endpoint_override"], kwargs["scheme"] = _split_endpoint(endpoint, "https")
-    return _arrow_class("S3FileSystem", "s3")(**kwargs)
+    return kwargs
 
 
 def background_writes() -> bool:
@@ -206,18 +211,13 @@ def portable_filesystem(uri: str | os.PathLike) -> tuple[pafs.FileSystem, str]:
     if parsed.scheme != "s3" or not (key and secret):
         return fs, path_in(parsed)
     endpoint, region, _, _ = _s3_settings(parsed.bucket)
-    kwargs = {
+    credentials = {
         "access_key": key,
         "secret_key": secret,
         "session_token": os.environ.get("AWS_SESSION_TOKEN"),
-        "region": region,
-        "connect_timeout": S3_CONNECT_TIMEOUT_S,
-        "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=S3_MAX_ATTEMPTS),
-        "background_writes": background_writes(),
     }
-    if endpoint:
-        kwargs["endpoint_override"], kwargs["scheme"] = _split_endpoint(endpoint, "https")
-    return pafs.S3FileSystem(**kwargs), path_in(parsed)
+    options = _s3_options(endpoint, region, probe=False)
+    return pafs.S3FileSystem(**options, **credentials), path_in(parsed)
 
 
 def path_in(parsed: StorageUri) -> str:
