@@ -1,11 +1,14 @@
 """Tiny configs for recipe tests: the demo config pointed at per-test directories."""
 
+import time
 from pathlib import Path
 
+import psutil
 from omegaconf import OmegaConf
 
 from orchestrator.config import load_config
 from orchestrator.demo_assets import ensure_demo_assets
+from orchestrator.training.metric_logger import read_metrics
 
 # The demo's LoRA settings on a still smaller Llama 3 than llama3_tiny (one layer, width
 # 64), written out through the generic builder, so recipe tests run in seconds.
@@ -40,16 +43,41 @@ def demo_config(assets: Path, output_dir: Path, *overrides: str):
     return cfg
 
 
-def s3_overrides(bucket: str, *extra: str, out: str = "out") -> list[str]:
-    """Demo overrides naming only ``s3://bucket`` URIs (see the ``demo_bucket`` fixture)."""
-    root = f"s3://{bucket}"
+def uri_overrides(checkpoint, tokenizer, data, output, *extra: str) -> list[str]:
+    """The demo config (TINY_MODEL sizes) with its inputs and output named explicitly."""
     return [
-        f"output_dir={root}/{out}",
-        f"storage={root}/ray",
+        f"output_dir={output}",
         "demo_assets=null",
-        f"checkpointer.checkpoint_dir={root}/base",
-        f"tokenizer.path={root}/base/tokenizer.model",
-        f"dataset.source={root}/data/demo.json",
+        f"checkpointer.checkpoint_dir={checkpoint}",
+        f"tokenizer.path={tokenizer}",
+        f"dataset.source={data}",
         *TINY_MODEL,
         *extra,
     ]
+
+
+def s3_overrides(bucket: str, *extra: str, out: str = "out") -> list[str]:
+    """Demo overrides naming only ``s3://bucket`` URIs (see the ``demo_bucket`` fixture)."""
+    root = f"s3://{bucket}"
+    return uri_overrides(
+        f"{root}/base",
+        f"{root}/base/tokenizer.model",
+        f"{root}/data/demo.json",
+        f"{root}/{out}",
+        f"storage={root}/ray",
+        *extra,
+    )
+
+
+def kill_a_worker_once_past(metrics, step, killed, poll_s=0.02):
+    """Watch ``metrics`` (a path or URI) and SIGKILL one Ray Train worker once ``step`` is in it."""
+    deadline = time.time() + 240
+    while time.time() < deadline and not killed:
+        steps = [record["step"] for record in read_metrics(metrics)]
+        if steps and steps[-1] >= step:
+            for proc in psutil.process_iter(["cmdline"]):
+                if "RayTrainWorker" in " ".join(proc.info["cmdline"] or []):
+                    proc.kill()  # SIGKILL
+                    killed.append(proc.pid)
+                    break
+        time.sleep(poll_s)

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from orchestrator import finetune
 from orchestrator.cli import app
 from orchestrator.datasets import sources
-from tests.orchestrator.recipe_fixtures import TINY_MODEL
+from tests.orchestrator import recipe_fixtures
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 DATA = Path(sources.__file__).parent.parent / "data" / "demo_instructions.json"
@@ -23,16 +23,7 @@ SHORT = ["batch_size=4", "max_steps_per_epoch=4", "save_every_n_steps=null"]
 
 
 def uri_overrides(checkpoint, tokenizer, data, output, *extra):
-    return [
-        f"output_dir={output}",
-        "demo_assets=null",
-        f"checkpointer.checkpoint_dir={checkpoint}",
-        f"tokenizer.path={tokenizer}",
-        f"dataset.source={data}",
-        *TINY_MODEL,
-        *SHORT,
-        *extra,
-    ]
+    return recipe_fixtures.uri_overrides(checkpoint, tokenizer, data, output, *SHORT, *extra)
 
 
 @pytest.fixture
@@ -186,3 +177,26 @@ def test_validate_reads_a_config_file_behind_a_uri(s3_bucket, s3, tmp_path, monk
     assert result.exit_code == 0, result.output
     missing = CliRunner().invoke(app, ["validate", f"s3://{s3_bucket}/configs/nope.yaml"])
     assert_clean_error(missing, f"s3://{s3_bucket}/configs/nope.yaml")
+
+
+def test_merge_reads_an_adapter_from_s3_and_writes_the_model_there(s3_bucket, s3, tmp_path):
+    from modeling import storage
+    from modeling.checkpointing.atomic import publish_directory
+    from modeling.peft import get_adapter_params
+    from tests.modeling.test_checkpointing_peft import LORA, trained_lora
+
+    model, ckpt, base = trained_lora(tmp_path)
+    adapter = ckpt.save_checkpoint(
+        None, adapter_weights=get_adapter_params(model), adapter_config=LORA
+    )["adapter"]
+    publish_directory(adapter, f"s3://{s3_bucket}/adapter")
+    target = f"s3://{s3_bucket}/merged"
+    args = ["--base", str(base), "--adapter", f"s3://{s3_bucket}/adapter", "--output", target]
+    result = CliRunner().invoke(app, ["merge", *args])
+    assert result.exit_code == 0, result.output
+    local = tmp_path / "local-merged"
+    args = ["--base", str(base), "--adapter", str(adapter), "--output", str(local)]
+    assert CliRunner().invoke(app, ["merge", *args]).exit_code == 0
+    assert ".tunefleet-complete" in storage.list_files(target)
+    for path in local.iterdir():
+        assert storage.read_bytes(f"{target}/{path.name}") == path.read_bytes(), path.name

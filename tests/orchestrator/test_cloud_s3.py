@@ -4,18 +4,15 @@ The emulator runs on 127.0.0.1 for this module; the config names only URIs, and 
 starts from an empty working directory, so nothing can come from a shared disk.
 """
 
-import json
 import threading
-import time
 
-import psutil
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from modeling import storage
 from orchestrator import finetune
-from tests.orchestrator.recipe_fixtures import s3_overrides
+from tests.orchestrator.recipe_fixtures import kill_a_worker_once_past, s3_overrides
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 RUN = ["batch_size=4", "max_steps_per_epoch=30", "save_every_n_steps=10"]
@@ -92,8 +89,8 @@ def test_killed_worker_resumes_from_the_s3_checkpoint_to_the_same_adapter(
     assert reference.metrics[-1]["step"] == 30
     killed = []
     watcher = threading.Thread(
-        target=kill_a_worker_once_checkpointed,
-        args=(f"s3://{demo_bucket}/killed/metrics.jsonl", 10, killed),
+        target=kill_a_worker_once_past,  # metrics reach S3 with each checkpoint
+        args=(f"s3://{demo_bucket}/killed/metrics.jsonl", 10, killed, 0.2),
         daemon=True,
     )
     watcher.start()
@@ -108,18 +105,3 @@ def test_killed_worker_resumes_from_the_s3_checkpoint_to_the_same_adapter(
     actual = adapter_of(demo_bucket, "killed", tmp_path)
     for key in expected:
         torch.testing.assert_close(actual[key], expected[key], atol=1e-6, rtol=0)
-
-
-def kill_a_worker_once_checkpointed(metrics_uri, step, killed):
-    """SIGKILL one Ray Train worker once the metrics uploaded with a checkpoint pass ``step``."""
-    deadline = time.time() + 240
-    while time.time() < deadline and not killed:
-        text = storage.read_text(metrics_uri) if storage.exists(metrics_uri) else ""
-        steps = [json.loads(line)["step"] for line in text.splitlines() if line.strip()]
-        if steps and steps[-1] >= step:
-            for proc in psutil.process_iter(["cmdline"]):
-                if "RayTrainWorker" in " ".join(proc.info["cmdline"] or []):
-                    proc.kill()
-                    killed.append(proc.pid)
-                    break
-        time.sleep(0.2)

@@ -5,7 +5,6 @@ import re
 import threading
 import time
 
-import psutil
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -14,7 +13,7 @@ from typer.testing import CliRunner
 from orchestrator import finetune
 from orchestrator.cli import app
 from orchestrator.launcher import FINISHED_MARKER, LaunchError
-from tests.orchestrator.recipe_fixtures import TINY_MODEL
+from tests.orchestrator.recipe_fixtures import TINY_MODEL, kill_a_worker_once_past
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 
@@ -91,21 +90,6 @@ def test_killed_worker_resumes_to_the_same_adapter(two_worker_run, demo_assets_d
     expected, actual = adapter(reference_out), adapter(tmp_path)
     for key in expected:
         torch.testing.assert_close(actual[key], expected[key], atol=1e-6, rtol=0)
-
-
-def kill_a_worker_once_past(metrics, step, killed):
-    """Watch ``metrics`` and SIGKILL one Ray Train worker once ``step`` is logged."""
-    deadline = time.time() + 240
-    while time.time() < deadline and not killed:
-        lines = metrics.read_text().splitlines() if metrics.exists() else []
-        steps = [json.loads(x)["step"] for x in lines if x.strip()]
-        if steps and steps[-1] >= step:
-            for proc in psutil.process_iter(["cmdline"]):
-                if "RayTrainWorker" in " ".join(proc.info["cmdline"] or []):
-                    proc.kill()  # SIGKILL
-                    killed.append(proc.pid)
-                    break
-        time.sleep(0.02)
 
 
 def test_failed_run_resumes_when_started_again_with_its_run_name(
