@@ -34,6 +34,8 @@ class DecoderSpec:
 
     ``head_dim`` defaults to ``embed_dim // num_heads``. ``gemma_style`` selects Gemma's
     ``1 + weight`` norms, sqrt(embed_dim) embedding scale and tied output projection.
+    ``tie_word_embeddings`` ties the output projection to the embedding alone (Llama 3.2).
+    ``qkv_bias`` gives the q/k/v projections a bias (Qwen 2.5); it stays frozen under LoRA.
     ``family`` names the builder in error messages. ``intermediate_dim`` may be None only
     to have :func:`build_decoder` say that the family needs it.
     """
@@ -52,6 +54,8 @@ class DecoderSpec:
     activation: str = "silu"
     gemma_style: bool = False
     rope_scaling: RopeScaling | None = None
+    tie_word_embeddings: bool = False
+    qkv_bias: bool = False
     family: str = "decoder"
 
 
@@ -76,8 +80,9 @@ class LoRASpec:
             object.__setattr__(self, "lora_attn_modules", tuple(self.lora_attn_modules))
 
 
-# The DecoderSpec fields a family fixes itself rather than taking as builder keywords.
-_FAMILY_CHOICES = ("activation", "gemma_style", "family")
+# The DecoderSpec fields a family fixes itself rather than taking as shared builder keywords
+# (a family may still expose one: llama3_2 takes tie_word_embeddings, as torchtune's does).
+_FAMILY_CHOICES = ("activation", "gemma_style", "tie_word_embeddings", "qkv_bias", "family")
 # The size keywords every generic builder takes (``llama3(...)``, ...), and the options
 # its ``lora_`` form adds after ``lora_attn_modules``.
 SIZE_ARGS = tuple(f.name for f in fields(DecoderSpec) if f.name not in _FAMILY_CHOICES)
@@ -108,6 +113,7 @@ def build_decoder(spec: DecoderSpec, lora: LoRASpec | None = None) -> Transforme
     attn_lora = set(lora.lora_attn_modules) if lora else set()
 
     def linear(name: str, in_dim: int, out_dim: int, adapt: bool) -> nn.Module:
+        bias = spec.qkv_bias and name in ("q_proj", "k_proj", "v_proj")
         if lora is not None and adapt:
             return LoRALinear(
                 in_dim,
@@ -117,10 +123,11 @@ def build_decoder(spec: DecoderSpec, lora: LoRASpec | None = None) -> Transforme
                 dropout=lora.lora_dropout,
                 quantize_base=lora.quantize_base,
                 use_dora=lora.use_dora,
+                use_bias=bias,
             )
         if lora is not None and lora.quantize_base and name != "output":
-            return FrozenNF4Linear(in_dim, out_dim)
-        return nn.Linear(in_dim, out_dim, bias=False)
+            return FrozenNF4Linear(in_dim, out_dim, use_bias=bias)
+        return nn.Linear(in_dim, out_dim, bias=bias)
 
     def norm(dim: int) -> RMSNorm:
         return RMSNorm(dim, eps=spec.norm_eps, unit_offset=spec.gemma_style)
@@ -161,7 +168,7 @@ def build_decoder(spec: DecoderSpec, lora: LoRASpec | None = None) -> Transforme
         )
     output = (
         None
-        if spec.gemma_style
+        if spec.gemma_style or spec.tie_word_embeddings
         else linear(
             "output", spec.embed_dim, spec.vocab_size, bool(lora and lora.apply_lora_to_output)
         )
@@ -252,10 +259,10 @@ def _validate_lora(lora: LoRASpec, spec: DecoderSpec) -> None:
         raise ValueError(f"lora_rank must be a positive integer, got {lora.lora_rank!r}")
     if not 0.0 <= lora.lora_dropout < 1.0:
         raise ValueError(f"lora_dropout must be in [0, 1), got {lora.lora_dropout!r}")
-    if lora.apply_lora_to_output and spec.gemma_style:
+    if lora.apply_lora_to_output and (spec.gemma_style or spec.tie_word_embeddings):
         raise ValueError(
-            "apply_lora_to_output=True is not supported for gemma: its output projection is "
-            "tied to the token embedding; set apply_lora_to_output=False"
+            f"apply_lora_to_output=True is not supported for {spec.family}: its output "
+            "projection is tied to the token embedding; set apply_lora_to_output=False"
         )
 
 

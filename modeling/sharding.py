@@ -10,10 +10,11 @@ left on ``meta``.
 from collections.abc import Callable, Iterable
 
 import torch
+import torch.distributed as dist
 from torch import nn
 from torch.distributed._composable import checkpoint as checkpoint_module
 from torch.distributed.device_mesh import DeviceMesh
-from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, fully_shard
 from torch.distributed.tensor import DTensor, Shard
 
 from modeling.modules import RotaryPositionalEmbeddings, TransformerDecoder
@@ -36,6 +37,7 @@ def shard_decoder(
     param_dtype: torch.dtype | None = None,
     reduce_dtype: torch.dtype = torch.float32,
     reshard_after_forward: bool = True,
+    cpu_offload: bool = False,
 ) -> TransformerDecoder:
     """Apply FSDP2 ``fully_shard`` to every decoder layer and then the root.
 
@@ -47,21 +49,63 @@ def shard_decoder(
             the stored dtype.
         reduce_dtype: Dtype of gradient reduction (float32 keeps reductions exact).
         reshard_after_forward: Free gathered layer parameters after forward (ZeRO-3).
+        cpu_offload: Keep sharded parameters, their gradients and so the optimizer state
+            in host memory (FSDP2's ``CPUOffloadPolicy``); each layer's parameters are
+            copied to the device for its all-gather. Materialise the model with
+            ``materialize(..., params_on_host=True)``.
     """
-    policy = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=reduce_dtype)
+    shard_nf4_weights(model, mesh)
+    options = {
+        "mesh": mesh,
+        "mp_policy": MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=reduce_dtype),
+        "reshard_after_forward": reshard_after_forward,
+    }
+    if cpu_offload:
+        # Pinned host memory makes the copies asynchronous; there is none without CUDA.
+        options["offload_policy"] = CPUOffloadPolicy(pin_memory=torch.cuda.is_available())
     for layer in model.layers:
-        fully_shard(layer, mesh=mesh, mp_policy=policy, reshard_after_forward=reshard_after_forward)
-    fully_shard(model, mesh=mesh, mp_policy=policy, reshard_after_forward=reshard_after_forward)
+        fully_shard(layer, **options)
+    fully_shard(model, **options)
     return model
 
 
-def materialize(model: nn.Module, device: torch.device | str) -> None:
+def shard_nf4_weights(model: nn.Module, mesh: DeviceMesh | None = None) -> None:
+    """Split every NF4 base weight by rows over the shard dimension of ``mesh``.
+
+    FSDP2 shards parameters only; NF4 bases are buffers, so :func:`shard_decoder` shards
+    them here, over the same ranks (all ranks, or one node's under HSDP). Each rank then
+    quantises, holds and reads only its rows, cut on NF4 block boundaries
+    (:func:`modeling.peft.nf4.shard_rows`), and gathers the rest whenever it dequantises.
+    """
+    if mesh is None:
+        group, rank, world = dist.group.WORLD, dist.get_rank(), dist.get_world_size()
+    else:
+        dim = mesh.ndim - 1  # (replicate, shard) under HSDP: shard is the last
+        group, rank, world = mesh.get_group(dim), mesh.get_local_rank(dim), mesh.size(dim)
+    for module in model.modules():
+        if isinstance(module, NF4Weight):
+            module.shard_(group, rank, world)
+
+
+def materialize(
+    model: nn.Module, device: torch.device | str, *, params_on_host: bool = False
+) -> None:
     """Allocate a ``meta`` model on ``device`` and recompute its non-persistent buffers.
 
     Parameters are left uninitialised: the base weights are loaded next, and LoRA
     adapters get their initialisation here (A Kaiming, B zero).
+
+    Args:
+        model: The model, on ``meta``.
+        device: Where it computes.
+        params_on_host: Allocate parameters in host memory and only buffers on
+            ``device``, as FSDP2's CPU offload requires (``shard_decoder(cpu_offload=True)``).
     """
-    model.to_empty(device=device)
+    model.to_empty(device="cpu" if params_on_host else device)
+    if params_on_host:
+        for module in model.modules():
+            for name, buffer in module.named_buffers(recurse=False):
+                module._buffers[name] = buffer.to(device)
     for module in model.modules():
         if isinstance(module, RotaryPositionalEmbeddings):
             module.reset_cache()
@@ -87,10 +131,10 @@ def load_owned_rows(
 ) -> set[str]:
     """Load base weights, reading on each rank only the rows its FSDP shards own.
 
-    The one weight-loading loop: a rank's reads add up to its shard of the model plus the
-    replicated tensors (norms, NF4 bases), so no rank holds the whole state dict. NF4 base
-    weights are quantised as they arrive, and fresh DoRA magnitudes are set from the rows
-    of their base weight.
+    The one weight-loading loop: a rank's reads add up to its shard of the model (NF4
+    bases included) plus the replicated tensors (norms), so no rank holds the whole state
+    dict. NF4 base weights are quantised as they arrive, and fresh DoRA magnitudes are set
+    from the row norms of their base weight.
 
     Args:
         model: A materialised model; parameters may be FSDP2 ``DTensor`` shards (dim 0).
@@ -123,18 +167,36 @@ def load_owned_rows(
                     f"{tuple(rows.shape)}, model expects {(stop - start, *target.shape[1:])}"
                 )
             if isinstance(target, NF4Weight):
-                target.quantize_(rows)
+                target.quantize_rows_(rows)
             else:
                 _assign_rows(target, rows)
-            if key in dora:  # fresh adapters (B = 0): DoRA magnitude = row norms of W
-                _assign_rows(dora[key].magnitude, torch.linalg.vector_norm(rows.float(), dim=1))
+            fresh = key in dora and key.removesuffix("weight") + "magnitude" not in present
+            if fresh:  # fresh adapters (B = 0): DoRA magnitude = row norms of W
+                magnitude = dora[key].magnitude
+                own = _owned_rows(magnitude)  # NF4 rows follow blocks, FSDP's do not
+                src = rows if own == (start, stop) else read_rows(key, *own)
+                _assign_rows(magnitude, torch.linalg.vector_norm(src.float(), dim=1))
             loaded.add(key)
     return loaded
 
 
 def gather_full(tensor: torch.Tensor) -> torch.Tensor:
-    """The whole tensor on the CPU, gathering FSDP shards (a collective on every rank)."""
+    """The whole tensor on the CPU, gathering FSDP shards (a collective on every rank).
+
+    A shard offloaded to host memory (``cpu_offload``) is moved to its mesh's device for
+    the gather first, since NCCL gathers only device tensors.
+    """
     if isinstance(tensor, DTensor):
+        mesh_device = tensor.device_mesh.device_type
+        if tensor.device.type != mesh_device:
+            local = tensor.to_local().to(mesh_device)
+            tensor = DTensor.from_local(
+                local,
+                tensor.device_mesh,
+                tensor.placements,
+                shape=tensor.shape,
+                stride=tensor.stride(),
+            )
         tensor = tensor.full_tensor()
     return tensor.detach().cpu()
 
@@ -162,7 +224,9 @@ def _assign_rows(target: torch.Tensor, rows: torch.Tensor) -> None:
 
 
 def _owned_rows(target: torch.Tensor | NF4Weight) -> tuple[int, int]:
-    """The dim-0 rows of the full tensor this rank holds (all rows unless FSDP-sharded)."""
+    """The dim-0 rows of the full tensor this rank holds (all rows unless sharded)."""
+    if isinstance(target, NF4Weight):
+        return target.rows
     rows = target.shape[0]
     if not isinstance(target, DTensor):
         return 0, rows

@@ -10,6 +10,7 @@ a real download.
 """
 
 import base64
+import hashlib
 import json
 import re
 from collections import Counter
@@ -28,6 +29,7 @@ from modeling.llama3 import NUM_SPECIAL_TOKENS, llama3, llama3_tokenizer
 from orchestrator.training.meta_model import build_on_meta
 
 PRETRAIN_STEPS = 120  # a few seconds on a laptop CPU
+FINGERPRINT_FILE = "assets.json"  # what the assets were made from
 _WORDS = re.compile(r" ?[A-Za-z]+| ?[0-9]| ?[^\sA-Za-z0-9]+|\s+")
 
 
@@ -76,6 +78,9 @@ def ensure_demo_assets(
 ) -> Path:
     """Create ``directory/tokenizer.model`` and ``directory/model/`` unless they exist.
 
+    Assets are reused only when their ``assets.json`` says they were made from the same
+    data, seed and pretraining steps; assets of another data version are made again.
+
     Args:
         directory: Where the assets live (reused by later runs).
         model_config: The demo config's ``model`` node; the sizes of the model it builds
@@ -87,11 +92,19 @@ def ensure_demo_assets(
         ``directory``.
     """
     directory = Path(directory)
-    if (directory / "tokenizer.model").exists() and (directory / "model" / "config.json").exists():
+    fingerprint = {
+        "data_sha256": hashlib.sha256(Path(data_path).read_bytes()).hexdigest(),
+        "seed": seed,
+        "pretrain_steps": PRETRAIN_STEPS,
+    }
+    made = directory / FINGERPRINT_FILE
+    whole = (directory / "model" / "config.json").exists() and made.exists()
+    if whole and json.loads(made.read_text()) == fingerprint:
         return directory
     sizes = decoder_sizes(build_on_meta(OmegaConf.create(model_config), torch.float32))
     rows = json.loads(Path(data_path).read_text())
-    text = "\n".join(" ".join(str(v) for v in row.values()) for row in rows)
+    # Each sample's text with the chat format's role names, as every training sequence has.
+    text = "\n".join(" ".join(["user", *map(str, row.values()), "assistant"]) for row in rows)
     ranks = train_bpe_ranks(text, sizes["vocab_size"] - NUM_SPECIAL_TOKENS)
     if len(ranks) + NUM_SPECIAL_TOKENS != sizes["vocab_size"]:
         raise ValueError(
@@ -108,6 +121,7 @@ def ensure_demo_assets(
     token_ids = [i for row in rows for i in encode(" ".join(str(v) for v in row.values() if v))]
     with atomic_directory(directory / "model") as tmp:
         _write_checkpoint(tmp, sizes, token_ids, seed)
+    made.write_text(json.dumps(fingerprint, indent=1) + "\n")  # last: the assets are whole
     return directory
 
 

@@ -5,44 +5,165 @@ The files come through ``huggingface_hub.snapshot_download(local_dir=...)``, so 
 in the rest of the ecosystem.
 
 How the output directory is written, so that a failed download is never mistaken for a
-complete one:
+complete one and no one else's files are lost:
 
-- A new (missing or empty) ``--output-dir`` is downloaded into a hidden sibling,
-  ``.<name>.<repo>.partial``, and renamed into place only once every file has arrived. After
-  a failure the output directory does not exist; the partial sibling is kept so that running
-  the same command again resumes rather than starting over (it is named in the error).
-- An existing, non-empty ``--output-dir`` (typically an earlier ``tune download`` being
-  refreshed to a new revision) is updated in place, as ``snapshot_download`` does: files
-  already up to date are skipped and each file is replaced atomically, but after a failure
-  the directory may mix revisions, which the error message says.
+- The files are downloaded into a hidden sibling, ``.<name>.<repo>.partial``, which is
+  renamed into place, with a last :data:`~modeling.checkpointing.atomic.COMPLETE_MARKER`,
+  only once every file has arrived. After a failure ``--output-dir`` is as it was; the
+  partial sibling is kept so that running the same command again resumes rather than
+  starting over (it is named in the error).
+- ``--output-dir`` may be missing, empty, or an earlier download: a ``tune download`` of
+  the same repo (its marker names the repo) or a ``huggingface-cli download --local-dir``
+  (huggingface_hub keeps a record of each file it wrote). Refreshing one (a new revision,
+  other ignore patterns) links its files into the partial sibling first, so only what
+  changed is transferred, and replaces it whole at the end; files added to it are kept.
+- Anything else (a file, a folder of other files, another repo's download) is refused
+  before any transfer, naming it and ``--force``, which replaces it.
+- Behind a URI the same rule holds (an earlier download is one with the marker); the files
+  are downloaded to node-local scratch, uploaded over what was there, and marked last.
 
 The token (``--hf-token`` or ``HF_TOKEN``) is only sent in request headers: it is never
 printed, logged or saved (no ``login()``), and it is masked in any error text just in case.
 """
 
+import json
 import os
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 
-from modeling.checkpointing.atomic import publish_directory
+from modeling.checkpointing.atomic import COMPLETE_MARKER, publish_directory
+from modeling.checkpointing.output_rule import check_output_directory
 from modeling.storage import is_remote
-from modeling.storage.paths import as_path
+from modeling.storage.paths import StoragePath, as_path
 from orchestrator.hub import hub_cache_dir, hub_endpoint, hub_endpoint_name
 
 # Llama 3 repos ship Meta's original weights (``original/consolidated.NN.pth``, 16 GB for 8B)
 # next to the Hugging Face safetensors that the built-in configs load; skip the duplicate.
 # ``original/tokenizer.model`` and ``original/params.json`` are still downloaded.
 DEFAULT_IGNORE_PATTERNS = ("original/consolidated*.pth",)
+WRITER = "tune download"  # in the marker: which outputs are this command's own
 
 
 class DownloadError(Exception):
-    """A download failed for a reason the user can act on; the message says what to do."""
+    """A download failed for a reason the user can act on; the message says what to do.
+
+    Attributes:
+        reason: The cause alone, without the note on what was left on disk.
+    """
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 def _staging_dir(output_dir: Path, repo_id: str) -> Path:
     """The hidden sibling a new output directory is assembled in (stable, so reruns resume)."""
     return output_dir.parent / f".{output_dir.name}.{repo_id.replace('/', '--')}.partial"
+
+
+def read_download_marker(directory: Path | StoragePath) -> dict | None:
+    """What an earlier ``tune download`` recorded in ``directory``; None if it wrote none.
+
+    Other tunefleet outputs (a merged model behind a URI) hold a marker too, without the
+    record: those are not downloads.
+    """
+    marker = directory / COMPLETE_MARKER
+    if not marker.is_file():
+        return None
+    try:
+        found = json.loads(marker.read_text())
+    except (ValueError, OSError):
+        return None
+    return found if isinstance(found, dict) and found.get("written_by") == WRITER else None
+
+
+def _marker_text(repo_id: str, sha: str | None) -> str:
+    return json.dumps({"written_by": WRITER, "repo_id": repo_id, "revision": sha}) + "\n"
+
+
+def _is_hub_download(folder: Path) -> bool:
+    """Whether huggingface_hub put every file of ``folder`` there (``--local-dir`` downloads).
+
+    Each file it downloads into a local directory has a record in
+    ``.cache/huggingface/download/<path>.metadata``: a folder whose every file has one is a
+    download (by ``huggingface-cli`` or an earlier tunefleet), safe to refresh.
+    """
+    records = folder / ".cache" / "huggingface" / "download"
+    files = [
+        path.relative_to(folder)
+        for path in folder.rglob("*")
+        if path.is_file() and ".cache" not in path.relative_to(folder).parts
+    ]
+    return bool(files) and all((records / f"{name}.metadata").is_file() for name in files)
+
+
+def check_download_target(output: Path | StoragePath, repo_id: str, force: bool) -> bool:
+    """Raise ``ValueError`` unless ``output`` may receive ``repo_id``; say if it is a refresh.
+
+    Allowed: a missing or empty path, or an earlier download of the same repo (refreshed);
+    with ``force``, anything (replaced).
+
+    Returns:
+        Whether ``output`` is an earlier download, whose files can be reused.
+    """
+    is_dir = output.is_dir()
+    marker = read_download_marker(output) if is_dir else None
+    if marker is not None and marker.get("repo_id", repo_id) != repo_id:
+        if force:
+            return False
+        raise ValueError(
+            f"--output-dir {output} holds {marker['repo_id']!r}, not {repo_id!r}; choose "
+            f"another directory, or pass --force to replace it"
+        )
+    own = marker is not None or (is_dir and isinstance(output, Path) and _is_hub_download(output))
+    check_output_directory(
+        output,
+        [],
+        force=force,
+        option="--output-dir",
+        recognise=lambda names: own,
+        stranger="files that tune download did not write",
+    )
+    return own
+
+
+def _carry_over(old: Path, staging: Path) -> None:
+    """Hard-link ``old``'s files into ``staging`` (copy where links fail), except its marker.
+
+    huggingface_hub's bookkeeping (``.cache``) is copied, never linked: it rewrites those
+    files in place, which must not change ``old``. Data files are only ever replaced by a
+    rename, so a link keeps ``old`` intact until it is replaced whole.
+    """
+    for source in sorted(old.rglob("*")):
+        relative = source.relative_to(old)
+        target = staging / relative
+        if source.is_dir() or target.exists() or relative == Path(COMPLETE_MARKER):
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if ".cache" in relative.parts:
+            shutil.copy2(source, target)
+            continue
+        try:
+            os.link(source, target, follow_symlinks=False)
+        except OSError:
+            shutil.copy2(source, target, follow_symlinks=False)
+
+
+def _swap_in(staging: Path, output: Path) -> None:
+    """Put the finished ``staging`` at ``output``; remove what was there only afterwards."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    old = None
+    if output.exists() or output.is_symlink():
+        old = output.parent / f".{output.name}.old-{uuid.uuid4().hex[:8]}"
+        output.rename(old)
+    os.replace(staging, output)
+    if old is not None:
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old)
+        else:
+            old.unlink()
 
 
 def _has_files(folder: Path) -> bool:
@@ -82,7 +203,8 @@ def download_model(
     revision: str | None = None,
     token: str | None = None,
     ignore_patterns: list[str] | tuple[str, ...] | None = DEFAULT_IGNORE_PATTERNS,
-) -> tuple[Path, str, list[str]]:
+    force: bool = False,
+) -> tuple[Path | StoragePath, str, list[str]]:
     """Download a model repo's files into ``output_dir`` (see the module docstring for how).
 
     Args:
@@ -93,11 +215,13 @@ def download_model(
         token: Hub token for gated or private repos; None uses the huggingface_hub default
             (``HF_TOKEN`` or a stored login).
         ignore_patterns: Glob patterns of repo paths to skip; empty or None skips nothing.
+        force: Replace ``output_dir`` even if it is not an earlier download of this repo.
 
     Returns:
         The output directory, the commit downloaded, and the repo paths it holds.
 
     Raises:
+        ValueError: ``output_dir`` holds something else (see the module docstring).
         DownloadError: The repo, revision or endpoint cannot be used, access is refused, or
             a transfer failed; the message names the cause and the fix.
     """
@@ -112,25 +236,31 @@ def download_model(
     from huggingface_hub.utils import filter_repo_objects
 
     if is_remote(output_dir):  # download to scratch, then upload and mark complete
+        remote = as_path(output_dir)
+        check_download_target(remote, repo_id, force)  # before any transfer
         with tempfile.TemporaryDirectory(prefix="tunefleet-download-") as scratch:
-            local, sha, files = download_model(
-                repo_id,
-                Path(scratch) / "model",
-                revision=revision,
-                token=token,
-                ignore_patterns=ignore_patterns,
-            )
+            try:
+                local, sha, files = download_model(
+                    repo_id,
+                    Path(scratch) / "model",
+                    revision=revision,
+                    token=token,
+                    ignore_patterns=ignore_patterns,
+                )
+            except DownloadError as err:  # its note names the scratch directory
+                raise DownloadError(f"{err.reason}. {remote} was not written.") from None
             shutil.rmtree(local / ".cache", ignore_errors=True)  # huggingface_hub's bookkeeping
-            publish_directory(local, os.fspath(output_dir))
-        return as_path(output_dir), sha, files
+            (local / COMPLETE_MARKER).unlink()  # publish_directory writes it, last
+            publish_directory(local, str(remote))
+            (remote / COMPLETE_MARKER).write_text(_marker_text(repo_id, sha))
+        return remote, sha, files
     output = Path(output_dir).expanduser().absolute()
     patterns = [p for p in (ignore_patterns or ()) if p] or None
     endpoint, where = hub_endpoint(), hub_endpoint_name()
     token_help = "pass --hf-token or set HF_TOKEN"
-    if output.exists() and not output.is_dir():
-        raise DownloadError(f"--output-dir {output} exists and is not a directory")
-    in_place = output.is_dir() and any(output.iterdir())
-    target = output if in_place else _staging_dir(output, repo_id)
+    refresh = check_download_target(output, repo_id, force)  # before any transfer
+    existed = output.exists() or output.is_symlink()
+    target = _staging_dir(output, repo_id)
 
     def explain(err: BaseException) -> DownloadError:
         if isinstance(err, GatedRepoError):
@@ -166,6 +296,8 @@ def download_model(
     files = sorted(filter_repo_objects(files, ignore_patterns=patterns))
 
     try:
+        if refresh:
+            _carry_over(output, target)
         snapshot_download(
             repo_id,
             revision=info.sha,
@@ -178,18 +310,14 @@ def download_model(
         )
     except Exception as err:  # noqa: BLE001 - every failure becomes a message
         failure = explain(err)
-        if in_place:
-            note = f"{output} was being updated in place and may now mix revisions; run again"
-        elif _has_files(target):
-            note = f"{output} was not created; rerunning resumes from {target}"
+        kept = f"{output} is as it was" if existed else f"{output} was not created"
+        if _has_files(target):
+            note = f"{kept}; rerunning resumes from {target}"
         else:
             shutil.rmtree(target, ignore_errors=True)  # nothing worth keeping
-            note = f"{output} was not created"
-        raise DownloadError(f"{failure}. {note}.") from None
+            note = kept
+        raise DownloadError(f"{failure}. {note}.", str(failure)) from None
 
-    if not in_place:
-        if output.is_dir():
-            output.rmdir()  # empty: checked above
-        output.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(target, output)
+    (target / COMPLETE_MARKER).write_text(_marker_text(repo_id, info.sha))
+    _swap_in(target, output)
     return output, info.sha or "", files

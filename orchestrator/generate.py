@@ -73,6 +73,86 @@ def base_model_config(model_cfg: DictConfig) -> dict:
     return plain
 
 
+class ChatModel:
+    """A model with its config's tokenizer, answering prompts framed as its training data was.
+
+    A prompt becomes a user turn (wrapped in Alpaca's template when the config trains on
+    an Alpaca-style dataset) followed by an open assistant turn, in the family's chat format.
+
+    Args:
+        model: The loaded decoder.
+        tokenizer: The config's tokenizer.
+        alpaca: Wrap prompts in Alpaca's template.
+    """
+
+    def __init__(self, model: TransformerDecoder, tokenizer, *, alpaca: bool) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.alpaca = alpaca
+
+    def prompt_tokens(self, prompt: str) -> list[int]:
+        """The token ids the model continues to answer ``prompt``."""
+        from orchestrator.datasets import AlpacaToMessages
+
+        if self.alpaca:
+            user = AlpacaToMessages()({"instruction": prompt, "output": ""})[0]
+        else:
+            user = Message("user", prompt)
+        tokens, _ = self.tokenizer.tokenize_messages([user, Message("assistant", "", eot=False)])
+        if tokens and tokens[-1] == self.tokenizer.eos_id:
+            tokens = tokens[:-1]
+        return tokens
+
+    def answer(self, prompt: str, *, max_new_tokens: int = 48, temperature: float = 0.0) -> str:
+        """The model's reply to ``prompt`` (greedy when ``temperature`` is 0)."""
+        out = generate(
+            self.model,
+            self.prompt_tokens(prompt),
+            max_new_tokens=max_new_tokens,
+            stop_tokens=list(self.tokenizer.stop_tokens),
+            temperature=temperature,
+        )
+        return self.tokenizer.decode(out)
+
+
+def load_chat_model(
+    cfg: DictConfig, checkpoint_dir: str | Path | None = None, *, base: bool = False
+) -> ChatModel:
+    """A run's merged model (or with ``base`` its base model) and tokenizer, from its config.
+
+    Args:
+        cfg: The run's config.
+        checkpoint_dir: Model directory to load; default ``<output_dir>/merged``, or the
+            config's base checkpoint with ``base``.
+        base: Load the base model the run started from.
+
+    Raises:
+        FileNotFoundError: No model at the directory (the run has not finished), or an
+            incomplete remote output.
+    """
+    from orchestrator.config import instantiate
+
+    if checkpoint_dir is None and base:
+        checkpoint_dir = cfg.checkpointer.checkpoint_dir
+    directory = as_path(checkpoint_dir or as_path(cfg.output_dir) / MERGED_DIR)
+    require_complete(directory, "the model")
+    if not directory.exists():
+        raise FileNotFoundError(
+            f"No model at {str(directory)!r}; run `tune run ... --config` with this config "
+            f"first, or pass --checkpoint-dir"
+        )
+    tokenizer = instantiate(cfg.tokenizer)
+    tokenizer.max_seq_len = None  # a prompt is never truncated; generate() checks its length
+    model = instantiate(OmegaConf.create(base_model_config(cfg.model)))
+    # The merged model is in the base checkpoint's format, so the config's checkpointer reads it.
+    checkpointer = instantiate(
+        cfg.checkpointer, checkpoint_dir=str(directory), checkpoint_files=None
+    )
+    model.load_state_dict(checkpointer.load_checkpoint())
+    alpaca = "alpaca" in str(cfg.dataset.get("_component_", ""))
+    return ChatModel(model, tokenizer, alpaca=alpaca)
+
+
 def generate_from_config(
     cfg: DictConfig,
     prompt: str,
@@ -87,29 +167,5 @@ def generate_from_config(
     template for Alpaca-style datasets), then formatted as a user turn of the family's
     chat format with an open assistant turn.
     """
-    from modeling.checkpointing import FullModelHFCheckpointer
-    from orchestrator.config import instantiate
-    from orchestrator.datasets import AlpacaToMessages
-
-    directory = as_path(checkpoint_dir or as_path(cfg.output_dir) / MERGED_DIR)
-    require_complete(directory, "the merged model")
-    tokenizer = instantiate(cfg.tokenizer)
-    tokenizer.max_seq_len = None  # a prompt is never truncated; generate() checks its length
-    model = instantiate(OmegaConf.create(base_model_config(cfg.model)))
-    checkpointer = FullModelHFCheckpointer(directory, model_type=cfg.checkpointer.model_type)
-    model.load_state_dict(checkpointer.load_checkpoint())
-    if "alpaca" in str(cfg.dataset.get("_component_", "")):
-        user = AlpacaToMessages()({"instruction": prompt, "output": ""})[0]
-    else:
-        user = Message("user", prompt)
-    tokens, _ = tokenizer.tokenize_messages([user, Message("assistant", "", eot=False)])
-    if tokens and tokens[-1] == tokenizer.eos_id:
-        tokens = tokens[:-1]
-    out = generate(
-        model,
-        tokens,
-        max_new_tokens=max_new_tokens,
-        stop_tokens=list(tokenizer.stop_tokens),
-        temperature=temperature,
-    )
-    return tokenizer.decode(out)
+    chat = load_chat_model(cfg, checkpoint_dir)
+    return chat.answer(prompt, max_new_tokens=max_new_tokens, temperature=temperature)

@@ -77,6 +77,7 @@ class LaunchOptions:
     gpus_per_worker: float | None = None
     address: str | None = None
     storage: str | None = None
+    verbose: bool = False  # show Ray's own logs and the workers' output
 
 
 class RaySession:
@@ -134,9 +135,12 @@ class RaySession:
 
 def _train_worker(payload: dict[str, Any]) -> None:
     """Ray Train's per-worker entry point."""
+    import torch
+
     from orchestrator.recipes.finetune import finetune
 
     os.environ.update(payload.get("env", {}))
+    torch.set_num_threads(payload.get("threads", 1))  # the CPUs Ray reserved for this worker
     finetune(payload["config"], RaySession(payload.get("records")))
 
 
@@ -144,7 +148,7 @@ def launch(
     cfg: DictConfig,
     options: LaunchOptions,
     *,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[dict[str, Any]], None] | None = None,
     config_name: str = "run",
 ) -> FinetuneResult:
     """Fine-tune with ``cfg`` on a Ray cluster and return its outputs.
@@ -156,7 +160,8 @@ def launch(
     Args:
         cfg: The resolved config.
         options: Workers, GPUs, cluster address and storage (flags override the config).
-        progress: Called with a progress line per logged step; None for silence.
+        progress: Called with each record rank 0 sends: the run's header, then every
+            logged step's metrics (see :mod:`orchestrator.progress`); None for silence.
         config_name: Used for the Ray run name when the config has no ``run_name``.
 
     Raises:
@@ -170,8 +175,9 @@ def launch(
     output_dir = _writable_output_dir(cfg.output_dir)
     gpus = options.gpus_per_worker
     gpus = float(cfg.get("gpus_per_worker") or 0) if gpus is None else float(gpus)
-    _start_ray(options.address)
+    _start_ray(options.address, verbose=options.verbose)
     num_workers = _check_resources(options.num_workers or cfg.get("num_workers"), gpus)
+    cpus = _cpus_per_worker(num_workers, gpus)
     storage = as_path(options.storage or cfg.get("storage") or output_dir / "ray")
     run_name = cfg.get("run_name") or config_name.replace("/", "_")
     _archive_finished_run(storage, run_name)
@@ -180,6 +186,7 @@ def launch(
         "config": OmegaConf.to_container(cfg, resolve=True),
         "records": records,
         "env": {name: os.environ[name] for name in STORAGE_ENV_VARS if name in os.environ},
+        "threads": cpus,
     }
     storage_path, storage_fs = _ray_storage(storage)
 
@@ -189,7 +196,7 @@ def launch(
         scaling_config=ray.train.ScalingConfig(
             num_workers=num_workers,
             use_gpu=gpus > 0,
-            resources_per_worker={"CPU": 1, **({"GPU": gpus} if gpus else {})},
+            resources_per_worker={"CPU": cpus, **({"GPU": gpus} if gpus else {})},
         ),
         run_config=ray.train.RunConfig(
             name=run_name,
@@ -275,8 +282,11 @@ def _ray_storage(storage: Path | StoragePath) -> tuple[str, Any]:
     return str(storage.resolve()), None
 
 
-def _start_ray(address: str | None) -> None:
-    """Connect to ``address``, or start a local cluster sized to this machine, quietly."""
+def _start_ray(address: str | None, verbose: bool = False) -> None:
+    """Connect to ``address``, or start a local cluster sized to this machine.
+
+    Quietly unless ``verbose``: Ray's start-up logs and the workers' output are hidden.
+    """
     import ray
 
     if address:
@@ -284,8 +294,9 @@ def _start_ray(address: str | None) -> None:
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
-    logging.getLogger("ray").setLevel(logging.ERROR)
-    kwargs = dict(logging_level=logging.ERROR, log_to_driver=False, configure_logging=True)
+    level = logging.INFO if verbose else logging.ERROR
+    logging.getLogger("ray").setLevel(level)
+    kwargs = dict(logging_level=level, log_to_driver=verbose, configure_logging=True)
     if address:
         try:
             ray.init(address=address, **kwargs)
@@ -350,6 +361,24 @@ def _check_resources(num_workers: int | None, gpus_per_worker: float) -> int:
             + ". Lower --num-workers / --gpus-per-worker or use a bigger cluster."
         )
     return num_workers
+
+
+def _cpus_per_worker(num_workers: int, gpus_per_worker: float) -> int:
+    """CPUs (and so compute threads) per worker: a CPU run shares every node's cores out.
+
+    Workers spread over the nodes, so each gets the smallest node's CPUs divided by the
+    workers a node holds: one worker on a 2-core machine computes with both cores. A GPU
+    worker computes on its GPU and keeps one CPU.
+    """
+    import ray
+
+    if gpus_per_worker:
+        return 1
+    nodes = [n for n in ray.nodes() if n.get("Alive") and n["Resources"].get("CPU", 0) >= 1]
+    if not nodes:
+        return 1
+    per_node = -(-num_workers // len(nodes))
+    return max(1, int(min(n["Resources"]["CPU"] for n in nodes)) // per_node)
 
 
 def _writable_output_dir(path: str) -> Path | StoragePath:

@@ -14,6 +14,7 @@ from torch import nn
 
 from modeling.checkpointing import Checkpointer
 from modeling.data import CROSS_ENTROPY_IGNORE_IDX
+from orchestrator.training.device_mesh import check_sharding
 from orchestrator.training.meta_model import build_on_meta
 
 
@@ -25,6 +26,7 @@ def check_run_inputs(cfg: DictConfig) -> None:
     """
     from orchestrator.config import instantiate
 
+    check_sharding(cfg.get("sharding"))
     checkpointer = require_checkpointer(instantiate(cfg.checkpointer), cfg)
     model = build_on_meta(cfg.model, torch.float32)
     checkpointer.check_model(model)
@@ -33,6 +35,7 @@ def check_run_inputs(cfg: DictConfig) -> None:
     if tokenizer.max_seq_len is None or tokenizer.max_seq_len > model.max_seq_len:
         tokenizer.max_seq_len = model.max_seq_len  # as the recipe caps it
     check_labels(instantiate(cfg.dataset, tokenizer), tokenizer.max_seq_len)
+    check_optimizer(cfg)
 
 
 def require_checkpointer(checkpointer, cfg: DictConfig) -> Checkpointer:
@@ -91,3 +94,25 @@ def check_labels(dataset, max_seq_len: int | None) -> None:
             UserWarning,
             stacklevel=2,
         )
+
+
+def check_optimizer(cfg: DictConfig) -> None:
+    """Build the optimizer over one stand-in parameter, so that a bad setting fails here.
+
+    torch checks ``lr``, ``betas``, ``eps`` and ``weight_decay`` when an optimizer is made;
+    made only in the workers, a negative learning rate would cost a cluster start first.
+
+    Raises:
+        ValueError: Naming the optimizer and torch's reason.
+    """
+    from orchestrator.config import instantiate
+
+    if cfg.get("optimizer") is None:
+        return
+    try:
+        instantiate(cfg.optimizer, [nn.Parameter(torch.zeros(1))])
+    except ValueError as err:
+        raise ValueError(
+            f"optimizer {cfg.optimizer.get('_component_')!r}: {err}; fix that setting "
+            f"of the optimizer section (optimizer.lr=..., optimizer.betas=...)"
+        ) from None

@@ -7,7 +7,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from modeling.checkpointing import ADAPTER_DIR, MERGED_DIR
 from modeling.checkpointing.output_rule import check_output_directory
-from modeling.storage import join
+from modeling.storage import is_remote, join
 from orchestrator.config import (
     ConfigError,
     config_name,
@@ -60,10 +60,20 @@ def prepare(
         for name in (ADAPTER_DIR, MERGED_DIR):
             check_output_directory(
                 join(str(cfg.output_dir), name),
-                [cfg.checkpointer.checkpoint_dir],
+                _run_inputs(cfg),
                 option=f"output_dir's {name}/",
+                fix="move what is there away",
             )
     return cfg, chosen
+
+
+def _run_inputs(cfg: DictConfig) -> list[str]:
+    """The paths a run reads: checkpoint, tokenizer, and the dataset when it is a path."""
+    inputs = [cfg.checkpointer.checkpoint_dir, cfg.tokenizer.get("path")]
+    source = cfg.dataset.get("source") if isinstance(cfg.dataset, DictConfig) else None
+    if isinstance(source, str) and (is_remote(source) or Path(source).expanduser().exists()):
+        inputs.append(source)  # not a Hub dataset id or a format name
+    return [str(path) for path in inputs if path]
 
 
 def finetune(

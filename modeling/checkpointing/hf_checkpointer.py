@@ -1,16 +1,17 @@
 """Read and write Hugging Face checkpoints (the torchtune ``FullModelHFCheckpointer`` API)."""
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.distributed.tensor import DTensor
 
 from modeling.checkpointing.adapter import write_peft_adapter
-from modeling.checkpointing.atomic import atomic_directory
+from modeling.checkpointing.atomic import atomic_directory, shared_directory
 from modeling.checkpointing.files import (
     checkpoint_directory,
     read_json,
@@ -21,20 +22,25 @@ from modeling.checkpointing.merge import merge_adapter
 from modeling.checkpointing.options import check_torchtune_kwargs
 from modeling.checkpointing.protocol import ADAPTER_DIR, MERGED_DIR, Checkpointer
 from modeling.checkpointing.readers import TensorIndex, hf_rows, iter_hf_tensors, read_hf_slice
+from modeling.checkpointing.tied_output import without_tied_copy
 from modeling.checkpointing.validation import validate_config
 from modeling.checkpointing.writers import (
-    TOKENIZER_FILES,
-    copy_files,
+    check_shards_arrived,
     floating_dtype,
+    plan_hf_shards,
+    shard_file_names,
     shard_size_bytes,
-    write_config,
+    write_files,
     write_hf_state_dict,
+    write_index,
+    write_model_files,
+    write_shard_files,
 )
 from modeling.convert import HeadDims, KeyMapper
 from modeling.convert.hf import IGNORED_HF_KEYS
 from modeling.peft import get_adapter_params
 from modeling.sharding import gather_full
-from modeling.storage.paths import as_path
+from modeling.storage.paths import StoragePath, as_path
 
 DEFAULT_SHARD_SIZE = "5GB"
 
@@ -44,10 +50,12 @@ class FullModelHFCheckpointer(Checkpointer):
 
     Args:
         checkpoint_dir: The Hugging Face model directory (``config.json`` + weights).
-        checkpoint_files: Weight file names; discovered from the index or the files
-            present when omitted.
-        model_type: ``llama3``, ``llama2``, ``mistral``, ``phi3_mini`` or ``gemma``
-            (case-insensitive).
+        checkpoint_files: Weight file names, or torchtune's ``filename_format`` /
+            ``max_filename`` mapping (see ``checkpoint_file_names``); discovered from the
+            index or the files present when omitted.
+        model_type: ``llama3`` (also Llama 3.1 and 3.3), ``llama3_2``, ``llama2``,
+            ``mistral``, ``phi3_mini``, ``gemma`` or ``qwen2`` (Qwen 2.5;
+            torchtune's ``QWEN2``), case-insensitive.
         output_dir: Where :meth:`save_checkpoint` writes.
         **torchtune_kwargs: torchtune's ``recipe_checkpoint``, ``adapter_checkpoint``,
             ``resume_from_checkpoint``, ... accepted for config compatibility and ignored
@@ -61,7 +69,7 @@ class FullModelHFCheckpointer(Checkpointer):
     def __init__(
         self,
         checkpoint_dir: str | Path,
-        checkpoint_files: list[str] | None = None,
+        checkpoint_files: list[str] | Mapping[str, str] | None = None,
         model_type: str = "llama3",
         output_dir: str | Path | None = None,
         **torchtune_kwargs,
@@ -85,9 +93,22 @@ class FullModelHFCheckpointer(Checkpointer):
         return dict(self.iter_checkpoint())
 
     def iter_checkpoint(self) -> Iterator[tuple[str, torch.Tensor]]:
-        """Yield our ``(key, tensor)`` pairs one at a time (for loading straight into shards)."""
+        """Yield our ``(key, tensor)`` pairs one at a time (for loading straight into shards).
+
+        When config.json sets ``tie_word_embeddings: true`` but the files still hold
+        ``lm_head.weight`` (a copy of the embedding), no ``output.weight`` is yielded, as
+        torchtune's Qwen 2 conversion skips it: the tied model has none.
+        """
+        skipped: set[str] = set()
+        if self.config.get("tie_word_embeddings") is True:
+            keys = self.keys()
+            why = f"{self.config_path.name} sets tie_word_embeddings: true"
+            kept = without_tied_copy(keys, self.shape, why=why, checkpoint_dir=self.checkpoint_dir)
+            skipped = set(keys) - set(kept)
         for hf_key, tensor in iter_hf_tensors(self.files):
-            yield from self.mapper.from_hf(hf_key, tensor)
+            for key, value in self.mapper.from_hf(hf_key, tensor):
+                if key not in skipped:
+                    yield key, value
 
     def tensor_index(self) -> TensorIndex:
         """The index of the checkpoint's tensors (file headers only, read once)."""
@@ -104,6 +125,12 @@ class FullModelHFCheckpointer(Checkpointer):
             rule, layer = self.mapper.hf_rule(hf_key)
             keys.extend(name.format(layer) for name in rule.ours)
         return keys
+
+    def shape(self, key: str) -> tuple[int, ...]:
+        """Our tensor ``key``'s shape, from the file headers (a fused tensor's part's rows)."""
+        rule, _, layer = self.mapper.our_rule(key)
+        hf_shape = self.tensor_index().shape(rule.hf.format(layer))
+        return (hf_rows(self.tensor_index(), self.mapper, key)[1], *hf_shape[1:])
 
     def read_slice(self, key: str, dim: int, start: int, stop: int) -> torch.Tensor:
         """Our tensor ``key`` narrowed to ``[start:stop]`` along ``dim``, reading only that."""
@@ -127,22 +154,29 @@ class FullModelHFCheckpointer(Checkpointer):
         rank: int,
         lora_config: dict[str, Any] | None = None,
         max_shard_size: int | str | None = None,
+        extra_files: Mapping[str, bytes] | None = None,
     ) -> dict[str, Path]:
         """Write the run's outputs (see :meth:`Checkpointer.write_outputs`).
 
         A LoRA run gathers only its adapters; rank 0 writes them as a PEFT adapter, and
         every rank merges them into its share of the base's shards, reading only those
-        (``max_shard_size`` None keeps the base's files). A full fine-tune gathers its
-        state dict and writes it sharded from rank 0.
+        (``max_shard_size`` None keeps the base's files). A full fine-tune writes its
+        shards the same way, shard ``i`` from rank ``i % world_size``, gathering tensor by
+        tensor (see :meth:`_write_gathered`).
         """
         output_dir = as_path(output_dir)
+        world_size = dist.get_world_size() if dist.is_initialized() else 1
         if lora_config is not None:
             adapters = {k: gather_full(v) for k, v in get_adapter_params(model).items()}
-            world_size = dist.get_world_size() if dist.is_initialized() else 1
             written = {}
             if rank == 0:
                 written[ADAPTER_DIR] = save_adapter(
-                    output_dir, adapters, lora_config, self.mapper, self.checkpoint_dir
+                    output_dir,
+                    adapters,
+                    lora_config,
+                    self.mapper,
+                    self.checkpoint_dir,
+                    extra_files=extra_files,
                 )
             with tempfile.TemporaryDirectory(prefix="tunefleet-adapter-") as local:
                 write_peft_adapter(
@@ -155,12 +189,13 @@ class FullModelHFCheckpointer(Checkpointer):
                     max_shard_size=max_shard_size,
                     rank=rank,
                     world_size=world_size,
+                    extra_files=extra_files,
                 )
             return {**written, MERGED_DIR: merged} if rank == 0 else {}
-        state = {k: gather_full(v) for k, v in model.state_dict().items()}
-        if rank != 0:
-            return {}
-        return {MERGED_DIR: self._write_merged(output_dir, state, max_shard_size)}
+        merged = self._write_gathered(
+            model, output_dir, rank, world_size, max_shard_size, extra_files
+        )
+        return {MERGED_DIR: merged} if rank == 0 else {}
 
     def save_checkpoint(
         self,
@@ -204,12 +239,88 @@ class FullModelHFCheckpointer(Checkpointer):
     def _write_merged(
         self, output_dir: Path, state_dict: dict[str, torch.Tensor], max_shard_size
     ) -> Path:
+        """Write ``output_dir/merged`` from one process's whole ``state_dict``."""
         shard_size = shard_size_bytes(max_shard_size or DEFAULT_SHARD_SIZE)
         with atomic_directory(output_dir / MERGED_DIR) as tmp:
             write_hf_state_dict(tmp, state_dict, self.mapper, shard_size)
-            write_config(self.config_path, tmp, floating_dtype(state_dict.values()))
-            copy_files(self.checkpoint_dir, tmp, TOKENIZER_FILES)
+            self._write_model_files(tmp, floating_dtype(state_dict.values()))
         return output_dir / MERGED_DIR
+
+    def _write_gathered(
+        self,
+        model: nn.Module,
+        output_dir: Path,
+        rank: int,
+        world_size: int,
+        max_shard_size,
+        extra_files: Mapping[str, bytes] | None = None,
+    ) -> Path:
+        """Write ``output_dir/merged`` from a (sharded) model, no rank holding all of it.
+
+        The shards are planned from the parameters' global shapes, so every rank knows
+        the plan without gathering. Then, tensor by tensor in plan order, every rank joins
+        the gather; the rank that writes the shard keeps the tensor (converted to Hugging
+        Face layout), the others drop it at once. So each rank holds at most one output
+        shard plus the tensor being gathered.
+        """
+        tensors = unique_tensors(model)
+        plan = plan_hf_shards(
+            tensors, self.mapper, shard_size_bytes(max_shard_size or DEFAULT_SHARD_SIZE)
+        )
+
+        def produce(hf_keys: list[str]):
+            for hf_key in hf_keys:
+                parts = {key: gather_full(tensors[key]) for key in plan.parts[hf_key]}
+                yield from self.mapper.to_hf(parts)
+                del parts
+
+        def join(hf_keys: list[str]) -> None:
+            for hf_key in hf_keys:
+                for key in plan.parts[hf_key]:
+                    join_gather(tensors[key])
+
+        output = output_dir / MERGED_DIR
+        with shared_directory(output, rank, world_size) as tmp, torch.no_grad():
+            write_shard_files(
+                tmp, plan.shards, produce, rank=rank, world_size=world_size, join=join
+            )
+            if world_size > 1:
+                dist.barrier()
+            if rank == 0:
+                if not isinstance(output, StoragePath):
+                    check_shards_arrived(tmp, shard_file_names(plan.shards), output)
+                write_index(tmp, plan.shards, plan.total_size)
+                self._write_model_files(tmp, floating_dtype(tensors.values()), extra_files)
+        return output
+
+    def _write_model_files(
+        self,
+        directory: Path,
+        dtype: torch.dtype | None,
+        extra_files: Mapping[str, bytes] | None = None,
+    ) -> None:
+        """``config.json`` (recording ``dtype``), the base's side files, then ``extra_files``."""
+        write_model_files(directory, self.config_path, self.checkpoint_dir, dtype, extra_files)
+
+
+def unique_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's state-dict tensors (``DTensor`` shards as they are), tied ones once.
+
+    Ties are found by object identity of the parameters, which every rank sees alike
+    (storage pointers would differ on ranks whose shard of a tensor is empty).
+    """
+    tensors, seen = {}, set()
+    for key, tensor in model.state_dict(keep_vars=True).items():
+        if id(tensor) not in seen:
+            seen.add(id(tensor))
+            tensors[key] = tensor
+    return tensors
+
+
+def join_gather(tensor: torch.Tensor) -> None:
+    """Take part in gathering ``tensor`` (a collective for FSDP shards) and keep nothing."""
+    if isinstance(tensor, DTensor):
+        tensor.full_tensor()
 
 
 def save_adapter(
@@ -218,12 +329,17 @@ def save_adapter(
     adapter_config,
     mapper: KeyMapper,
     base_dir: Path,
+    extra_files: Mapping[str, bytes] | None = None,
 ) -> Path:
-    """Write ``output_dir/adapter`` atomically as a PEFT adapter; return its path."""
+    """Write ``output_dir/adapter`` atomically as a PEFT adapter; return its path.
+
+    ``extra_files`` (name -> contents, the run's tokenizer files) go in with it.
+    """
     if adapter_config is None:
         raise ValueError("adapter_weights needs adapter_config (lora_rank, lora_alpha, ...)")
     with atomic_directory(output_dir / ADAPTER_DIR) as tmp:
         write_peft_adapter(tmp, adapter_weights, adapter_config, mapper, str(base_dir))
+        write_files(tmp, extra_files)
     return output_dir / ADAPTER_DIR
 
 

@@ -6,6 +6,8 @@ adapter has a magnitude. Only one output shard, one base tensor and the adapter 
 memory at once; the output directory appears atomically.
 """
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,14 +25,13 @@ from modeling.checkpointing.files import (
 from modeling.checkpointing.output_rule import check_output_directory
 from modeling.checkpointing.readers import TensorIndex, iter_hf_tensors
 from modeling.checkpointing.writers import (
-    TOKENIZER_FILES,
-    copy_files,
+    check_shards_arrived,
     hf_sort_key,
     plan_shards,
     shard_file_names,
     shard_size_bytes,
-    write_config,
     write_index,
+    write_model_files,
     write_shard_files,
 )
 from modeling.convert.hf import PEFT_PREFIX
@@ -72,12 +73,6 @@ def read_peft_adapter(adapter_dir: Path) -> dict[str, LoraUpdate]:
             f"{adapter_dir / ADAPTER_CONFIG}: peft_type {config['peft_type']!r} "
             f"is not LORA; only LoRA/DoRA adapters can be merged"
         )
-    for option in ("rank_pattern", "alpha_pattern"):
-        if config.get(option):
-            raise ValueError(
-                f"{adapter_dir / ADAPTER_CONFIG}: {option} is not supported; "
-                f"merge with peft's merge_and_unload instead"
-            )
     if config.get("fan_in_fan_out"):
         raise ValueError(
             f"{adapter_dir / ADAPTER_CONFIG}: fan_in_fan_out adapters are not "
@@ -97,13 +92,28 @@ def read_peft_adapter(adapter_dir: Path) -> dict[str, LoraUpdate]:
             )
         module = key[len(PEFT_PREFIX) : -len(suffix) - 1]
         setattr(updates.setdefault(module + ".weight", LoraUpdate()), _SUFFIXES[suffix], tensor)
-    alpha, rank = float(config["lora_alpha"]), int(config["r"])
-    scaling = alpha / rank**0.5 if config.get("use_rslora") else alpha / rank
+    rank_pattern = config.get("rank_pattern") or {}
+    alpha_pattern = config.get("alpha_pattern") or {}
     for key, update in updates.items():
         if update.a is None or update.b is None:
             raise ValueError(f"{present[0]} has an incomplete adapter for {key!r} (A or B missing)")
-        update.scaling = scaling
+        module = key.removesuffix(".weight")
+        rank = int(pattern_value(rank_pattern, module, config["r"]))
+        alpha = float(pattern_value(alpha_pattern, module, config["lora_alpha"]))
+        update.scaling = alpha / rank**0.5 if config.get("use_rslora") else alpha / rank
     return updates
+
+
+def pattern_value(pattern: Mapping[str, float], module: str, default: float) -> float:
+    """A module's value in PEFT's ``rank_pattern``/``alpha_pattern``, else ``default``.
+
+    As PEFT's ``get_pattern_key``: the first key that, read as a regular expression,
+    matches the end of the module's name at a ``.`` boundary.
+    """
+    for key, value in pattern.items():
+        if re.match(rf"(.*\.)?({key})$", module):
+            return value
+    return default
 
 
 def merge_adapter(
@@ -115,6 +125,7 @@ def merge_adapter(
     rank: int = 0,
     world_size: int = 1,
     force: bool = False,
+    extra_files: Mapping[str, bytes] | None = None,
 ) -> Path:
     """Write ``base + adapter`` as a Hugging Face model directory at ``output_dir``.
 
@@ -132,6 +143,8 @@ def merge_adapter(
         rank: This process's rank (``torch.distributed`` initialised when more than one).
         world_size: How many ranks share the merge.
         force: Replace an existing ``output_dir`` even if it is not a model directory.
+        extra_files: File name -> contents written into the output (tokenizer files)
+            over those copied from the base.
 
     Returns:
         ``output_dir``.
@@ -184,19 +197,7 @@ def merge_adapter(
             dist.barrier()
         if rank == 0:
             if not isinstance(output, StoragePath):
-                _check_shards_arrived(tmp, names, output)
+                check_shards_arrived(tmp, names, output)
             write_index(tmp, plan, sum(index.nbytes(key) for keys in plan for key in keys))
-            write_config(config_path, tmp, dtype=None)
-            copy_files(base, tmp, TOKENIZER_FILES)
+            write_model_files(tmp, config_path, base, dtype=None, extra_files=extra_files)
     return output
-
-
-def _check_shards_arrived(directory: Path, names: list[str], output: Path) -> None:
-    """Every rank's shards must be in the directory rank 0 finishes (a local output_dir)."""
-    missing = [name for name in names if not (directory / name).is_file()]
-    if missing:
-        raise ValueError(
-            f"Shards {missing[:3]} written by other ranks are not in {str(output)!r}: the "
-            f"ranks run on machines that do not share this directory. Set output_dir to a "
-            f"URI (s3://, gs://) or a file system every node mounts"
-        )

@@ -9,7 +9,7 @@ starts, with a message naming it and ``--force``.
 
 import fnmatch
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from modeling.checkpointing.atomic import COMPLETE_MARKER
@@ -42,6 +42,9 @@ def check_output_directory(
     *,
     force: bool = False,
     option: str = "--output",
+    recognise: Callable[[list[str]], bool] | None = None,
+    stranger: str = "files that are not a model's",
+    fix: str = "pass --force to replace it",
 ) -> None:
     """Raise ``ValueError`` unless ``output`` may be written (see the module docstring).
 
@@ -50,6 +53,11 @@ def check_output_directory(
         inputs: The command's inputs (directories or files it reads).
         force: Replace an existing directory that is not recognisably a model.
         option: The option or key that named ``output``, for the message.
+        recognise: Given the names in an existing ``output``, whether it is this command's
+            own output; default :func:`looks_like_model_dir`.
+        stranger: What an unrecognised directory holds, for the message.
+        fix: How to write there anyway, for the message (a command without ``--force``
+            says what to do instead).
     """
     target = as_path(output)
     for source in inputs:
@@ -62,15 +70,16 @@ def check_output_directory(
         return
     if not target.is_dir():
         raise ValueError(
-            f"{option} {target} exists and is not a directory; choose another path, or pass "
-            f"--force to replace it"
+            f"{option} {target} exists and is not a directory; choose another path, or {fix}"
         )
     names = [p.name for p in target.iterdir()]
-    if names and not _looks_like_model_dir(names):
-        shown = ", ".join(sorted(n for n in names if not _is_model_file(n))[:5])
+    if names and not (recognise or looks_like_model_dir)(names):
+        shown = ", ".join(
+            sorted(n for n in names if not _is_model_file(n))[:5] or sorted(names)[:5]
+        )
         raise ValueError(
-            f"{option} {target} holds files that are not a model's ({shown}); choose an "
-            f"empty or new directory, or pass --force to replace it"
+            f"{option} {target} holds {stranger} ({shown}); choose an empty or new "
+            f"directory, or {fix}"
         )
 
 
@@ -78,7 +87,8 @@ def _is_model_file(name: str) -> bool:
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in MODEL_FILE_PATTERNS)
 
 
-def _looks_like_model_dir(names: list[str]) -> bool:
+def looks_like_model_dir(names: list[str]) -> bool:
+    """Whether a directory holding ``names`` is a model or adapter directory and no more."""
     return any(key in names for key in (*MODEL_DIR_KEYS, COMPLETE_MARKER)) and all(
         _is_model_file(name) for name in names
     )

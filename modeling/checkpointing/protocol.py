@@ -3,7 +3,8 @@
 A recipe never asks which kind of checkpoint it has. Every checkpointer (Hugging Face
 safetensors or ``.bin``, Meta ``consolidated.NN.pth``, and those behind a URI) can:
 
-- list its tensors under our state-dict names (:meth:`Checkpointer.keys`);
+- list its tensors under our state-dict names (:meth:`Checkpointer.keys`) and their
+  shapes from the file headers (:meth:`Checkpointer.shape`);
 - read rows ``[start, stop)`` of one of them without reading the rest where the format
   allows it (:meth:`Checkpointer.read_rows`), so :meth:`Checkpointer.load_into` fills a
   FSDP2-sharded model with each rank reading only the rows its shards own;
@@ -12,12 +13,14 @@ safetensors or ``.bin``, Meta ``consolidated.NN.pth``, and those behind a URI) c
 """
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from modeling.checkpointing.tied_output import ties_output, without_tied_copy
 from modeling.sharding import load_owned_rows
 
 # The folders a run's outputs go in, under its output directory.
@@ -41,6 +44,10 @@ class Checkpointer(ABC):
         """Our state-dict keys of every tensor in the checkpoint."""
 
     @abstractmethod
+    def shape(self, key: str) -> tuple[int, ...]:
+        """The shape of our tensor ``key``, from the file headers (nothing else is read)."""
+
+    @abstractmethod
     def read_rows(self, key: str, start: int = 0, stop: int | None = None) -> torch.Tensor:
         """Rows ``[start, stop)`` (dim 0) of our tensor ``key``; all rows when ``stop`` is None."""
 
@@ -53,6 +60,7 @@ class Checkpointer(ABC):
         rank: int,
         lora_config: dict[str, Any] | None = None,
         max_shard_size: int | str | None = None,
+        extra_files: Mapping[str, bytes] | None = None,
     ) -> dict[str, Path]:
         """Write ``output_dir/adapter`` (LoRA runs) and ``output_dir/merged``.
 
@@ -66,6 +74,9 @@ class Checkpointer(ABC):
                 fine-tune.
             max_shard_size: Largest output shard (bytes or ``"5GB"``); None for the
                 checkpointer's default.
+            extra_files: File name -> contents written into ``adapter/`` and ``merged/``
+                before each is published (the run's tokenizer files), over any copied
+                from the base.
 
         Returns:
             The written directories by name (``"adapter"``, ``"merged"``); empty off rank 0.
@@ -78,6 +89,10 @@ class Checkpointer(ABC):
     def load_into(self, model: nn.Module, *, strict: bool = True) -> set[str]:
         """Load the base weights into ``model``, reading only the rows this rank owns.
 
+        When ``model`` ties its output to the embedding, an output projection the
+        checkpoint still holds (a copy of the embedding, see
+        :mod:`~modeling.checkpointing.tied_output`) is skipped.
+
         Args:
             model: A materialised model; parameters may be FSDP2 ``DTensor`` shards.
             strict: Raise for checkpoint keys the model lacks or base weights it misses.
@@ -87,7 +102,16 @@ class Checkpointer(ABC):
 
         Raises:
             ValueError: Naming the size that differs between the checkpoint and the model,
-                unknown keys, or missing base weights.
+                unknown keys, missing base weights, or an output projection of a tied
+                model's checkpoint that is not the embedding's shape.
         """
         self.check_model(model)
-        return load_owned_rows(model, self.read_rows, self.keys(), strict=strict)
+        keys = self.keys()
+        if ties_output(model):
+            keys = without_tied_copy(
+                keys,
+                self.shape,
+                why="the model ties its output to the embedding",
+                checkpoint_dir=self.checkpoint_dir,
+            )
+        return load_owned_rows(model, self.read_rows, keys, strict=strict)

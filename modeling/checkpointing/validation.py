@@ -25,7 +25,9 @@ def validate_config(
 
     Compares vocab, hidden size, layers, heads, kv heads, head dim (when the config has
     one) and intermediate size, so that a model built with other sizes never trains on a
-    prefix of the checkpoint's rows.
+    prefix of the checkpoint's rows; and, when the config states them, whether the output
+    is tied to the embedding and the Llama 3.1-style RoPE scaling (Llama 3 and 3.1 8B have
+    the same sizes but not the same positions).
 
     Args:
         config: The parsed ``config.json``.
@@ -44,9 +46,39 @@ def validate_config(
         for field, keyword in _CONFIG_FIELDS.items()
         if config.get(field) is not None and config[field] != sizes[keyword]
     ]
+    diffs += _tie_and_rope_diffs(config, model)
     if diffs:
         raise ValueError(
             f"{config_path} disagrees with the model builder: " + "; ".join(diffs) + ". Build "
             "the model with the checkpoint's sizes (the model keywords named) or point "
             "checkpointer.checkpoint_dir at the matching checkpoint"
         )
+
+
+def _tie_and_rope_diffs(config: dict, model: nn.Module) -> list[str]:
+    """Differences in output tying and ``rope_type: llama3`` scaling the config states."""
+    diffs = []
+    tied = getattr(model, "output", "absent") is None
+    if (
+        isinstance(config.get("tie_word_embeddings"), bool)
+        and config["tie_word_embeddings"] != tied
+    ):
+        diffs.append(
+            f"tie_word_embeddings is {config['tie_word_embeddings']} there but the model's output "
+            f"projection is {'tied' if tied else 'untied'} (tie_word_embeddings={tied})"
+        )
+    rope = config.get("rope_scaling") or config.get("rope_parameters") or {}
+    rope_type = rope.get("rope_type", rope.get("type", "default"))
+    layers = getattr(model, "layers", None)
+    if rope_type not in ("default", "llama3") or not layers:
+        return diffs  # other scalings (Phi-3's longrope, ...) are not compared
+    scaling = getattr(layers[0].attn.pos_embeddings, "scaling", None)
+    factor = None if scaling is None else scaling.factor
+    wanted = rope.get("factor") if rope_type == "llama3" else None
+    if wanted != factor:
+        diffs.append(
+            f"rope_scaling.factor is {wanted} there but the model has scale_factor={factor} "
+            "(Llama 3.1/3.3: modeling.llama3_1 builders, factor 8; Llama 3.2: "
+            "modeling.llama3_2, factor 32; Llama 3: modeling.llama3, none)"
+        )
+    return diffs

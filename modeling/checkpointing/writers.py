@@ -3,12 +3,15 @@
 Shards are planned from tensor sizes alone (greedily, in the order ``save_pretrained``
 writes a model, so equal shard sizes give an identical ``weight_map``), then each shard's
 tensors are produced, written and freed before the next: no second full state dict.
+Sizes come from shapes, so a sharded model (FSDP2 ``DTensor``, whose ``shape`` is the
+global one) is planned before anything is gathered, and its shards split across ranks.
 """
 
 import json
 import re
 import shutil
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -22,6 +25,8 @@ INDEX_NAME = "model.safetensors.index.json"
 TOKENIZER_FILES = (
     "tokenizer.model",
     "tokenizer.json",
+    "vocab.json",
+    "merges.txt",
     "tokenizer_config.json",
     "special_tokens_map.json",
     "generation_config.json",
@@ -40,7 +45,7 @@ _HF_LAYER_ORDER = (
     "input_layernorm",
     "post_attention_layernorm",
 )
-_LAYER_KEY = re.compile(r"model\.layers\.(\d+)\.(.+)\.weight")
+_LAYER_KEY = re.compile(r"model\.layers\.(\d+)\.(.+)\.(?:weight|bias)")
 _ENDS = {"model.embed_tokens.weight": 0, "model.norm.weight": 2, "lm_head.weight": 3}
 
 # Decimal units, as Hugging Face's max_shard_size ("5GB" = 5 * 10**9 bytes).
@@ -121,7 +126,13 @@ def shard_file_names(plan: list[list[str]]) -> list[str]:
 
 
 def write_shard_files(
-    directory: Path, plan: list[list[str]], produce: Produce, *, rank: int = 0, world_size: int = 1
+    directory: Path,
+    plan: list[list[str]],
+    produce: Produce,
+    *,
+    rank: int = 0,
+    world_size: int = 1,
+    join: Callable[[list[str]], None] | None = None,
 ) -> int:
     """Write this rank's shards of ``plan`` (shard ``i`` belongs to rank ``i % world_size``).
 
@@ -131,6 +142,9 @@ def write_shard_files(
         produce: Given one shard's keys, yields exactly those keys and their tensors.
         rank: This process's rank.
         world_size: How many ranks share the writing.
+        join: Called, in plan order, with the keys of each shard another rank writes,
+            when producing a shard takes every rank (collective gathers): it joins them
+            and keeps nothing.
 
     Returns:
         The bytes of tensors this rank wrote.
@@ -138,6 +152,8 @@ def write_shard_files(
     written = 0
     for number, (name, keys) in enumerate(zip(shard_file_names(plan), plan, strict=True)):
         if number % world_size != rank:
+            if join is not None:
+                join(keys)
             continue
         tensors = {key: tensor.contiguous() for key, tensor in produce(keys)}
         assert set(tensors) == set(keys), "a shard producer must yield exactly its keys"
@@ -162,6 +178,41 @@ def write_shards(directory: Path, plan: list[list[str]], produce: Produce) -> di
     return write_index(directory, plan, write_shard_files(directory, plan, produce))
 
 
+@dataclass
+class HFShardPlan:
+    """Which Hugging Face tensors go in which shard, and which of our tensors make each.
+
+    Attributes:
+        shards: Hugging Face keys per shard, in write order.
+        parts: Our keys of each Hugging Face key (several for a fused one, e.g. Phi-3 qkv).
+        total_size: Bytes of all tensors (the index's ``total_size``).
+    """
+
+    shards: list[list[str]]
+    parts: dict[str, list[str]]
+    total_size: int
+
+
+def plan_hf_shards(
+    tensors: dict[str, torch.Tensor], mapper: KeyMapper, max_shard_size: int
+) -> HFShardPlan:
+    """Plan the Hugging Face shards of our ``tensors`` from their shapes and dtypes alone.
+
+    ``tensors`` may be FSDP2 ``DTensor`` shards (their ``shape`` is the whole tensor's), so
+    every rank plans the same shards without gathering anything.
+    """
+    parts: dict[str, list[str]] = {}
+    sizes: dict[str, int] = {}
+    for key, tensor in tensors.items():
+        rule, _, layer = mapper.our_rule(key)
+        hf_key = rule.hf.format(layer)
+        parts.setdefault(hf_key, []).append(key)
+        sizes[hf_key] = sizes.get(hf_key, 0) + tensor.shape.numel() * tensor.dtype.itemsize
+    order = sorted(sizes, key=hf_sort_key)
+    shards = plan_shards([(key, sizes[key]) for key in order], max_shard_size)
+    return HFShardPlan(shards, parts, sum(sizes.values()))
+
+
 def write_hf_state_dict(
     directory: Path,
     state_dict: dict[str, torch.Tensor],
@@ -172,25 +223,60 @@ def write_hf_state_dict(
 
     Tensors sharing storage (a tied output) are written once, as ``save_pretrained`` does.
     """
-    parts: dict[str, list[str]] = {}
-    sizes: dict[str, int] = {}
+    unique: dict[str, torch.Tensor] = {}
     seen: set[tuple[int, tuple[int, ...]]] = set()
     for key, tensor in state_dict.items():
         identity = (tensor.data_ptr(), tuple(tensor.shape))
         if tensor.numel() and identity in seen:
             continue
         seen.add(identity)
-        rule, _, layer = mapper.our_rule(key)
-        hf_key = rule.hf.format(layer)
-        parts.setdefault(hf_key, []).append(key)
-        sizes[hf_key] = sizes.get(hf_key, 0) + tensor.numel() * tensor.element_size()
-    order = sorted(sizes, key=hf_sort_key)
-    plan = plan_shards([(key, sizes[key]) for key in order], max_shard_size)
+        unique[key] = tensor
+    plan = plan_hf_shards(unique, mapper, max_shard_size)
 
     def produce(keys: list[str]) -> Iterable[tuple[str, torch.Tensor]]:
-        return mapper.to_hf({ours: state_dict[ours] for key in keys for ours in parts[key]})
+        return mapper.to_hf({ours: unique[ours] for key in keys for ours in plan.parts[key]})
 
-    return write_shards(directory, plan, produce)
+    return write_shards(directory, plan.shards, produce)
+
+
+def write_model_files(
+    directory: Path,
+    config_path: Path,
+    source_dir: Path,
+    dtype: torch.dtype | None,
+    extra_files: Mapping[str, bytes] | None = None,
+) -> None:
+    """Write a model directory's non-weight files: ``config.json`` and the base's side files.
+
+    The one place every Hugging Face output (merged LoRA, full fine-tune,
+    ``save_checkpoint``) gets them: ``config.json`` (``dtype`` recorded when given) and
+    those of :data:`TOKENIZER_FILES` that ``source_dir`` has, then ``extra_files`` over them.
+    """
+    write_config(config_path, directory, dtype)
+    copy_files(source_dir, directory, TOKENIZER_FILES)
+    write_files(directory, extra_files)
+
+
+def write_files(directory: Path, files: Mapping[str, bytes] | None) -> None:
+    """Write each ``name -> contents`` of ``files`` into ``directory`` (None: nothing)."""
+    for name, data in (files or {}).items():
+        (directory / name).write_bytes(data)
+
+
+def check_shards_arrived(directory: Path, names: list[str], output: Path) -> None:
+    """Every rank's shards must be in the directory rank 0 finishes (a local output_dir).
+
+    Raises:
+        ValueError: Naming the missing shards and the fix, when ranks on other machines
+            wrote them to a directory rank 0 does not see.
+    """
+    missing = [name for name in names if not (directory / name).is_file()]
+    if missing:
+        raise ValueError(
+            f"Shards {missing[:3]} written by other ranks are not in {str(output)!r}: the "
+            f"ranks run on machines that do not share this directory. Set output_dir to a "
+            f"URI (s3://, gs://) or a file system every node mounts"
+        )
 
 
 def write_config(source: Path, directory: Path, dtype: torch.dtype | None) -> None:
@@ -219,7 +305,7 @@ def copy_files(source_dir: Path, directory: Path, names: Iterable[str]) -> list[
 
 def floating_dtype(tensors: Iterable[torch.Tensor]) -> torch.dtype | None:
     """The dtype of the first floating-point tensor, which names a checkpoint's dtype."""
-    return next((t.dtype for t in tensors if t.is_floating_point()), None)
+    return next((t.dtype for t in tensors if t.dtype.is_floating_point), None)
 
 
 def save_file(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:

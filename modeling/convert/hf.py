@@ -6,8 +6,9 @@ and splitting/fusing Phi-3's fused projections; everything else is a rename.
 """
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
@@ -61,8 +62,9 @@ class KeyMapper:
     """The key map of one ``model_type``, compiled for lookups in both directions.
 
     Args:
-        model_type: ``llama3``, ``llama2``, ``mistral``, ``phi3_mini`` or ``gemma``
-            (case-insensitive).
+        model_type: ``llama3`` (also Llama 3.1 and 3.3), ``llama3_2``, ``llama2``,
+            ``mistral``, ``phi3_mini``, ``gemma`` or ``qwen2`` (Qwen 2.5;
+            torchtune's ``QWEN2``), case-insensitive.
         dims: Head geometry of the model being converted.
     """
 
@@ -151,6 +153,18 @@ class KeyMapper:
             key: value for hf_key, tensor in items for key, value in self.from_hf(hf_key, tensor)
         }
 
+    def adapter_target(self, key: str) -> tuple[KeyRule, int, str | None, str]:
+        """The rule, part and layer of one of our adapter keys, and its adapter suffix.
+
+        Raises:
+            ValueError: For a key that is not an adapter key or has no Hugging Face name.
+        """
+        for ours in ADAPTER_NAMES:
+            if key.endswith("." + ours):
+                rule, part, layer = self.our_rule(key[: -len(ours) - 1] + ".weight")
+                return rule, part, layer, ours
+        raise ValueError(f"{key!r} is not an adapter key (expected one of {list(ADAPTER_NAMES)})")
+
     def adapter_to_peft(self, key: str, tensor: torch.Tensor) -> tuple[str, torch.Tensor]:
         """PEFT's name and layout for one of our adapter tensors.
 
@@ -159,26 +173,147 @@ class KeyMapper:
 
         Raises:
             ValueError: For adapters on a projection Hugging Face fuses (Phi-3's q/k/v,
-                gate/up), which PEFT cannot express as a separate module.
+                gate/up): those need :meth:`adapters_to_peft`, which fuses them.
         """
-        for ours in ADAPTER_NAMES:
-            if key.endswith("." + ours):
-                module, peft = key[: -len(ours) - 1], ADAPTER_NAMES[ours]
-                break
-        else:
-            raise ValueError(
-                f"{key!r} is not an adapter key (expected one of {list(ADAPTER_NAMES)})"
-            )
-        rule, part, layer = self.our_rule(module + ".weight")
+        rule, part, layer, ours = self.adapter_target(key)
         if rule.fused is not None:
             raise ValueError(
-                f"Cannot export adapter {key!r} for model_type {self.model_type!r}: Hugging Face "
-                f"fuses it into {rule.hf.format(layer)!r}; merge the adapter instead"
+                f"Adapter {key!r} of model_type {self.model_type!r} is part of the fused "
+                f"{rule.hf.format(layer)!r}; convert all adapters at once with adapters_to_peft"
             )
+        return self._peft_key(rule, layer, ours), self._permute_adapter(rule, part, ours, tensor)
+
+    def adapters_to_peft(
+        self,
+        adapters: Mapping[str, torch.Tensor],
+        base_row_norms: Callable[[str], torch.Tensor] | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """PEFT's names and layouts for all of our adapter tensors, fusing where HF fuses.
+
+        Adapters on parts of one fused Hugging Face projection (Phi-3's q/k/v or gate/up)
+        become one PEFT LoRA on it (see :meth:`fused_adapter_to_peft`); the others are
+        converted one by one (:meth:`adapter_to_peft`).
+
+        Args:
+            adapters: Our adapter tensors (``...lora_a.weight``, ``...lora_b.weight``,
+                ``...magnitude``).
+            base_row_norms: The row norms of a base Hugging Face weight by its key; only
+                DoRA on some parts of a fused projection needs it.
+        """
+        peft: dict[str, torch.Tensor] = {}
+        fused: dict[str, tuple[KeyRule, str | None, dict[int, dict[str, torch.Tensor]]]] = {}
+        for key, tensor in adapters.items():
+            rule, part, layer, ours = self.adapter_target(key)
+            if rule.fused is None:
+                peft.update([self.adapter_to_peft(key, tensor)])
+            else:
+                entry = fused.setdefault(rule.hf.format(layer), (rule, layer, {}))
+                entry[2].setdefault(part, {})[ours] = tensor
+        for hf_key, (rule, layer, parts) in fused.items():
+            norms = None if base_row_norms is None else partial(base_row_norms, hf_key)
+            peft.update(self.fused_adapter_to_peft(rule, layer, parts, norms))
+        return peft
+
+    def fused_adapter_to_peft(
+        self,
+        rule: KeyRule,
+        layer: str | None,
+        parts: Mapping[int, Mapping[str, torch.Tensor]],
+        base_row_norms: Callable[[], torch.Tensor] | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """One PEFT LoRA on a fused projection from our adapters on some of its parts.
+
+        For adapted parts ``S`` (each ``A_s``: ``[r, in]``, ``B_s``: ``[rows_s, r]``), the
+        fused ``A`` stacks the ``A_s`` (``[|S| r, in]``) and the fused ``B`` holds each
+        ``B_s`` (q/k rows rotary-permuted) in its part's rows and its own column block,
+        zeros elsewhere; so ``B A`` is ``B_s A_s`` in the rows of ``s`` and zero in the
+        rows of un-adapted parts. The fused rank is ``|S| r``: the adapter's config must
+        give the module ``|S| alpha`` too, keeping the scale ``alpha / r``.
+
+        DoRA's magnitude is per output row: adapted rows keep theirs, and rows of
+        un-adapted parts get the base weight's row norms, which makes DoRA the identity
+        there, exactly as the separate un-adapted projection.
+
+        Args:
+            rule: The fused rule (``fused`` set).
+            layer: Its layer index.
+            parts: Our adapter tensors by part index (0 = q / gate) and adapter suffix.
+            base_row_norms: The row norms of the fused base weight (Hugging Face layout);
+                needed only for DoRA on some parts.
+
+        Raises:
+            ValueError: For DoRA on some parts without ``base_row_norms``.
+        """
+        rows = self._fused_part_rows(rule, parts)
+        starts = [sum(rows[:i]) for i in range(len(rows))]
+        present = sorted(parts)
+        ranks = [parts[p]["lora_a.weight"].shape[0] for p in present]
+        a = torch.cat([parts[p]["lora_a.weight"] for p in present], dim=0)
+        b = a.new_zeros(sum(rows), sum(ranks))
+        column = 0
+        for p, rank in zip(present, ranks, strict=True):
+            block = self._permute_adapter(rule, p, "lora_b.weight", parts[p]["lora_b.weight"])
+            b[starts[p] : starts[p] + rows[p], column : column + rank] = block
+            column += rank
+        tensors = {
+            self._peft_key(rule, layer, "lora_a.weight"): a,
+            self._peft_key(rule, layer, "lora_b.weight"): b,
+        }
+        if any("magnitude" in parts[p] for p in present):
+            tensors[self._peft_key(rule, layer, "magnitude")] = self._fused_magnitude(
+                rule, layer, parts, rows, base_row_norms
+            )
+        return tensors
+
+    def _fused_magnitude(
+        self,
+        rule: KeyRule,
+        layer: str | None,
+        parts: Mapping[int, Mapping[str, torch.Tensor]],
+        rows: list[int],
+        base_row_norms: Callable[[], torch.Tensor] | None,
+    ) -> torch.Tensor:
+        """The fused DoRA magnitude: ours in adapted rows, base row norms in the others."""
+        if len(parts) < len(rule.ours) and base_row_norms is None:
+            adapted = [rule.ours[p].format(layer) for p in sorted(parts)]
+            raise ValueError(
+                f"DoRA (use_dora=True) on only {adapted} of the fused "
+                f"{rule.hf.format(layer)!r} needs the base weight's row norms for its other "
+                f"rows; pass base_row_norms, adapt all of its parts (lora_attn_modules / "
+                f"apply_lora_to_mlp), or set use_dora=False"
+            )
+        norms = base_row_norms() if len(parts) < len(rule.ours) else None
+        blocks = []
+        start = 0
+        for p, n in enumerate(rows):
+            if p in parts:
+                blocks.append(
+                    self._permute_adapter(rule, p, "magnitude", parts[p]["magnitude"]).float()
+                )
+            else:
+                blocks.append(norms[start : start + n].float())
+            start += n
+        return torch.cat(blocks).to(parts[min(parts)]["magnitude"].dtype)
+
+    def _fused_part_rows(self, rule: KeyRule, parts: Mapping[int, Mapping]) -> list[int]:
+        """Rows of each part of a fused weight, from the head geometry or a present part."""
+        if rule.fused == "qkv":
+            return self.split_sizes(rule, 0)
+        part_rows = next(iter(parts.values()))["lora_b.weight"].shape[0]
+        return self.split_sizes(rule, part_rows * len(rule.ours))
+
+    def _peft_key(self, rule: KeyRule, layer: str | None, ours: str) -> str:
+        module = rule.hf.format(layer).removesuffix(".weight")
+        return f"{PEFT_PREFIX}{module}.{ADAPTER_NAMES[ours]}"
+
+    def _permute_adapter(
+        self, rule: KeyRule, part: int, ours: str, tensor: torch.Tensor
+    ) -> torch.Tensor:
+        """Rotate-half row order for q/k ``lora_b``/magnitude (``lora_a`` keeps its layout)."""
         heads = self.rotary_heads(rule, part)
-        if heads is not None and ours != "lora_a.weight":
-            tensor = interleaved_to_hf(tensor, heads)
-        return f"{PEFT_PREFIX}{rule.hf.format(layer).removesuffix('.weight')}.{peft}", tensor
+        if heads is None or ours == "lora_a.weight":
+            return tensor
+        return interleaved_to_hf(tensor, heads)
 
     def adapter_from_peft(self, key: str, tensor: torch.Tensor) -> tuple[str, torch.Tensor]:
         """Our name and layout for one tensor of a PEFT adapter file (inverse of export)."""

@@ -7,7 +7,8 @@ permuted for its rotate-half RoPE; the converter un-permutes them into Meta's
 interleaved layout that :mod:`modeling.modules.rotary` uses.
 
 Llama 3, Llama 2, Mistral and Gemma checkpoints share the Llama layout (Gemma simply has
-no ``lm_head``: its output is tied to the embedding).
+no ``lm_head``: its output is tied to the embedding). Qwen 2 / 2.5 adds q/k/v biases, whose
+q/k rows are permuted like their weights (and has no ``lm_head`` at its tied sizes).
 """
 
 from dataclasses import dataclass
@@ -55,6 +56,13 @@ LLAMA_KEY_MAP: tuple[KeyRule, ...] = (
     KeyRule("model.layers.{}.mlp.up_proj.weight", ("layers.{}.mlp.w3.weight",)),
 )
 
+QWEN2_KEY_MAP: tuple[KeyRule, ...] = (
+    *LLAMA_KEY_MAP,
+    KeyRule("model.layers.{}.self_attn.q_proj.bias", ("layers.{}.attn.q_proj.bias",), "q"),
+    KeyRule("model.layers.{}.self_attn.k_proj.bias", ("layers.{}.attn.k_proj.bias",), "k"),
+    KeyRule("model.layers.{}.self_attn.v_proj.bias", ("layers.{}.attn.v_proj.bias",)),
+)
+
 PHI3_KEY_MAP: tuple[KeyRule, ...] = (
     *_ENDS,
     *_LAYER_NORMS,
@@ -77,9 +85,11 @@ PHI3_KEY_MAP: tuple[KeyRule, ...] = (
 )
 
 KEY_MAPS: dict[str, tuple[KeyRule, ...]] = {
-    "llama3": LLAMA_KEY_MAP,
+    "llama3": LLAMA_KEY_MAP,  # also Llama 3.1 and 3.3 (torchtune's LLAMA3)
+    "llama3_2": LLAMA_KEY_MAP,  # tied output: no lm_head
     "llama2": LLAMA_KEY_MAP,
     "mistral": LLAMA_KEY_MAP,
     "gemma": LLAMA_KEY_MAP,
     "phi3_mini": PHI3_KEY_MAP,
+    "qwen2": QWEN2_KEY_MAP,
 }

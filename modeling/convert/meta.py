@@ -2,13 +2,18 @@
 
 Meta's reference checkpoints already use the interleaved rotary layout our model uses, so
 conversion is a rename. Multi-file checkpoints hold each rank's slice of Meta's
-model-parallel layers: column-parallel weights are split along dim 0, row-parallel
-weights (and ``ParallelEmbedding``, which splits the embedding dim) along dim 1, and
-norms are replicated; ``split_dim`` records which, so readers can concatenate the parts.
+model-parallel layers: column-parallel weights (wq, wk, wv, w1, w3, output) are split
+along dim 0, row-parallel weights (wo, w2) along dim 1, and norms are replicated;
+``split_dim`` records which, so readers can concatenate the parts. The embedding depends
+on the release: Llama 2 (and Mistral) use ``ParallelEmbedding``, split along the
+embedding dim (1), Llama 3 uses ``VocabParallelEmbedding``, split along the vocabulary
+(0), as transformers' ``convert_llama_weights_to_hf`` concatenates them. Llama 3.2 ties
+its output to the embedding, yet its ``consolidated.00.pth`` stores ``output.weight`` as
+a copy of it (:data:`TIED_OUTPUT_MODEL_TYPES`).
 """
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -33,8 +38,10 @@ class MetaKeyRule:
     split_dim: int | None
 
 
+EMBEDDING_KEY = "tok_embeddings.weight"
+
 META_KEY_MAP: tuple[MetaKeyRule, ...] = (
-    MetaKeyRule("tok_embeddings.weight", "tok_embeddings.weight", 1),
+    MetaKeyRule(EMBEDDING_KEY, "tok_embeddings.weight", 1),  # see EMBEDDING_SPLIT_DIMS
     MetaKeyRule("norm.weight", "norm.scale", None),
     MetaKeyRule("output.weight", "output.weight", 0),
     MetaKeyRule("layers.{}.attention.wq.weight", "layers.{}.attn.q_proj.weight", 0),
@@ -48,12 +55,26 @@ META_KEY_MAP: tuple[MetaKeyRule, ...] = (
     MetaKeyRule("layers.{}.ffn_norm.weight", "layers.{}.mlp_norm.scale", None),
 )
 
-# Model types whose reference checkpoints come in Meta's format.
-META_MODEL_TYPES = ("llama3", "llama2", "mistral")
+# Model types whose reference checkpoints come in Meta's format, and the dim their
+# model-parallel files split the embedding along.
+EMBEDDING_SPLIT_DIMS = {"llama3": 0, "llama3_2": 0, "llama2": 1, "mistral": 1}
+META_MODEL_TYPES = tuple(EMBEDDING_SPLIT_DIMS)
+# Model types whose models tie the output to the embedding while their Meta checkpoints
+# store ``output.weight`` as a copy of it: torchtune drops it on load and writes it back
+# on save, and so do the Meta checkpointers.
+TIED_OUTPUT_MODEL_TYPES = ("llama3_2",)
+# The RoPE scale factor that params.json's ``use_scaled_rope: true`` means when it states
+# no ``rope_scaling_factor``: llama-models' default 8 (Llama 3.1 and 3.3, model_type
+# ``llama3`` as in torchtune), and 32 for Llama 3.2's text models.
+SCALED_ROPE_FACTORS = {"llama3": 8.0, "llama3_2": 32.0}
 
 
 class MetaKeyMapper:
-    """:data:`META_KEY_MAP` compiled for lookups in both directions."""
+    """:data:`META_KEY_MAP` compiled for lookups in both directions.
+
+    Its rules carry the model type's split dims (the embedding's from
+    :data:`EMBEDDING_SPLIT_DIMS`).
+    """
 
     def __init__(self, model_type: str = "llama3") -> None:
         if model_type.lower() not in META_MODEL_TYPES:
@@ -62,8 +83,13 @@ class MetaKeyMapper:
                 f"{list(META_MODEL_TYPES)} (use FullModelHFCheckpointer for the others)"
             )
         self.model_type = model_type.lower()
-        self._meta = [(key_pattern(rule.meta), rule) for rule in META_KEY_MAP]
-        self._ours = [(key_pattern(rule.ours), rule) for rule in META_KEY_MAP]
+        embedding_dim = EMBEDDING_SPLIT_DIMS[self.model_type]
+        rules = [
+            replace(rule, split_dim=embedding_dim) if rule.meta == EMBEDDING_KEY else rule
+            for rule in META_KEY_MAP
+        ]
+        self._meta = [(key_pattern(rule.meta), rule) for rule in rules]
+        self._ours = [(key_pattern(rule.ours), rule) for rule in rules]
 
     def meta_rule(self, meta_key: str) -> tuple[MetaKeyRule, str | None]:
         """The rule for a Meta key and its layer index.

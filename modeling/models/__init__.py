@@ -7,7 +7,17 @@ imports (``from modeling.models.llama3 import llama3_8b``) resolve to the same m
 import importlib
 import sys
 
-FAMILIES = ("llama3", "llama2", "mistral", "phi3", "gemma")
+FAMILIES = (
+    "llama3",
+    "llama2",
+    "mistral",
+    "phi3",
+    "gemma",
+    "llama3_1",
+    "llama3_2",
+    "llama3_3",
+    "qwen2_5",
+)
 
 for _family in FAMILIES:
     _module = importlib.import_module(f"modeling.{_family}")

@@ -1,11 +1,38 @@
-"""Causal self-attention with grouped-query heads through ``scaled_dot_product_attention``."""
+"""Causal self-attention with grouped-query heads.
+
+Unpacked batches and KV-cache decoding go through ``scaled_dot_product_attention``
+(``is_causal``, so the flash kernel applies). Packed batches pass either a dense
+block-causal mask (SDPA) or a flex_attention ``BlockMask`` (see ``attention_masks``).
+"""
+
+import functools
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention.flex_attention import BlockMask, flex_attention
 
 from modeling.modules.kv_cache import KVCache
 from modeling.modules.rotary import RotaryPositionalEmbeddings
+
+
+@functools.cache
+def _compiled_flex_attention():
+    # One compiled flex_attention for the process, as torchtune's
+    # compile_friendly_flex_attention: without compile it materialises every score.
+    return torch.compile(flex_attention, dynamic=False)
+
+
+def _flex_attention(q, k, v, block_mask: BlockMask, enable_gqa: bool) -> torch.Tensor:
+    """Fused (compiled) flex_attention on CUDA; eager elsewhere, and inside an outer compile.
+
+    Inside ``torch.compile`` (e.g. a compiled decoder layer) the plain function is traced
+    into the outer graph, which fuses it too. On the CPU only eager runs: inductor has no
+    CPU flex_attention backward, and torch refuses CPU backward either way.
+    """
+    if q.device.type == "cuda" and not torch.compiler.is_compiling():
+        return _compiled_flex_attention()(q, k, v, block_mask=block_mask, enable_gqa=enable_gqa)
+    return flex_attention(q, k, v, block_mask=block_mask, enable_gqa=enable_gqa)
 
 
 class MultiHeadAttention(nn.Module):
@@ -55,16 +82,22 @@ class MultiHeadAttention(nn.Module):
         self,
         x: torch.Tensor,
         *,
-        mask: torch.Tensor | None = None,
+        mask: torch.Tensor | BlockMask | None = None,
         input_pos: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Attend causally over ``x`` of shape ``[batch, seq, embed_dim]``.
 
         Args:
             x: Hidden states.
-            mask: Optional boolean ``[batch, seq, seq]`` mask, True where a query may
-                attend a key (block-causal masks for packed sequences). Causal when omitted.
+            mask: Optional attention mask for packed sequences, for SDPA a
+                ``[batch, seq, seq]`` tensor (boolean, True where a query may attend a
+                key, or additive: 0 or -inf), or a flex_attention ``BlockMask`` (fused
+                kernel). Causal when omitted.
             input_pos: Optional positions for the rotary embeddings.
+
+        Raises:
+            ValueError: If a BlockMask is given to a training module with attention
+                dropout, which flex_attention cannot apply.
         """
         bsz, seq_len, _ = x.shape
         q = self.q_proj(x).view(bsz, seq_len, self.num_heads, self.head_dim)
@@ -87,15 +120,27 @@ class MultiHeadAttention(nn.Module):
                 query_pos = torch.arange(past, past + seq_len, device=x.device)
                 mask = key_pos[None, :] <= query_pos[:, None]
                 is_causal = False
-        if mask is not None and mask.dim() == 3:
-            mask = mask[:, None]  # broadcast over heads
-        out = F.scaled_dot_product_attention(
-            q,
-            k,
-            v,
-            attn_mask=mask,
-            dropout_p=self.attn_dropout if self.training else 0.0,
-            is_causal=is_causal,
-            enable_gqa=self.num_kv_heads != self.num_heads,
-        )
+        gqa = self.num_kv_heads != self.num_heads
+        if isinstance(mask, BlockMask):
+            if self.training and self.attn_dropout > 0:
+                raise ValueError(
+                    f"attn_dropout={self.attn_dropout} cannot be applied by flex_attention, "
+                    "which packed batches use on GPU; build the model with attn_dropout=0.0 "
+                    "or train without dataset.packed"
+                )
+            out = _flex_attention(q, k, v, mask, enable_gqa=gqa)
+        else:
+            if mask is not None and mask.dim() == 3:
+                mask = mask[:, None]  # broadcast over heads
+            if mask is not None and mask.is_floating_point() and mask.dtype != q.dtype:
+                mask = mask.to(q.dtype)  # an additive mask must match the compute dtype
+            out = F.scaled_dot_product_attention(
+                q,
+                k,
+                v,
+                attn_mask=mask,
+                dropout_p=self.attn_dropout if self.training else 0.0,
+                is_causal=is_causal,
+                enable_gqa=gqa,
+            )
         return self.output_proj(out.transpose(1, 2).reshape(bsz, seq_len, -1))

@@ -3,6 +3,7 @@
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention.flex_attention import BlockMask
 
 from modeling.modules.attention import MultiHeadAttention
 from modeling.modules.kv_cache import KVCache
@@ -29,7 +30,7 @@ class TransformerDecoderLayer(nn.Module):
         self,
         x: torch.Tensor,
         *,
-        mask: torch.Tensor | None = None,
+        mask: torch.Tensor | BlockMask | None = None,
         input_pos: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Run one decoder block on ``x`` of shape ``[batch, seq, embed_dim]``."""
@@ -105,7 +106,7 @@ class TransformerDecoder(nn.Module):
         self,
         tokens: torch.Tensor,
         *,
-        mask: torch.Tensor | None = None,
+        mask: torch.Tensor | BlockMask | None = None,
         input_pos: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Final normed hidden states ``[batch, seq, embed_dim]``, before the projection."""
@@ -126,7 +127,7 @@ class TransformerDecoder(nn.Module):
         self,
         tokens: torch.Tensor,
         *,
-        mask: torch.Tensor | None = None,
+        mask: torch.Tensor | BlockMask | None = None,
         input_pos: torch.Tensor | None = None,
         output_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
@@ -134,7 +135,10 @@ class TransformerDecoder(nn.Module):
 
         Args:
             tokens: Token ids.
-            mask: Optional boolean ``[batch, seq, seq]`` attention mask (True = attend).
+            mask: Optional attention mask of a packed batch, shared by every layer: a
+                boolean ``[batch, seq, seq]`` tensor (True = attend) or a flex_attention
+                ``BlockMask`` (``modeling.modules.attention_masks.packed_attention_mask``
+                builds the one suited to the device from per-token document ids).
             input_pos: Optional ``[batch, seq]`` positions, e.g. per document when packed.
             output_mask: Optional boolean ``[batch, seq]``: compute logits only where True
                 and return them as ``[n_true, vocab_size]``. Fine-tuning needs no logits

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from modeling.peft.nf4 import NF4Weight
+from modeling.peft.nf4 import NF4Weight, linear_nf4
 
 
 def merge_lora_weight(
@@ -42,6 +42,9 @@ class LoRALinear(nn.Module):
     weight as in DoRA (Liu et al., 2024) and PEFT's ``use_dora``:
     ``y = m / ||W + s B A||_row * (x (W + s B A)^T)``, the norm taken without gradient.
 
+    With ``use_bias=True`` (Qwen's q/k/v) a frozen base ``bias`` is added after the adapted
+    product, unscaled by DoRA, as PEFT does; merging changes only the weight.
+
     Args:
         in_dim: Input features.
         out_dim: Output features.
@@ -50,6 +53,7 @@ class LoRALinear(nn.Module):
         dropout: Dropout on the adapter's input while training.
         quantize_base: Store the frozen base weight as NF4 (QLoRA).
         use_dora: Add DoRA's learned magnitude.
+        use_bias: Give the base projection a (frozen, dense) bias.
     """
 
     def __init__(
@@ -61,6 +65,7 @@ class LoRALinear(nn.Module):
         dropout: float = 0.0,
         quantize_base: bool = False,
         use_dora: bool = False,
+        use_bias: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(rank, int) or rank <= 0:
@@ -77,6 +82,7 @@ class LoRALinear(nn.Module):
         else:
             self.weight = nn.Parameter(torch.empty(out_dim, in_dim), requires_grad=False)
             _kaiming_init(self.weight)
+        self.bias = _frozen_bias(in_dim, out_dim) if use_bias else None
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.lora_a = nn.Linear(in_dim, rank, bias=False)
         self.lora_b = nn.Linear(rank, out_dim, bias=False)
@@ -134,10 +140,29 @@ class LoRALinear(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Base projection plus the scaled low-rank update (DoRA-rescaled if enabled)."""
-        dense = self.base_weight()  # dequantised once per call for NF4 bases
-        weight = dense.to(x.dtype)
-        base = F.linear(x, weight)
+        """The adapted projection of ``x``, plus the frozen bias when there is one."""
+        out = self._adapted(x)
+        return out if self.bias is None else out + self.bias.to(out.dtype)
+
+    def _adapted(self, x: torch.Tensor) -> torch.Tensor:
+        """Base projection plus the scaled low-rank update (DoRA-rescaled if enabled).
+
+        An NF4 base goes through :func:`linear_nf4`, so its dense weight lives only while
+        it is used (DoRA dequantises it once more for the row norms).
+        """
+        if isinstance(self.weight, NF4Weight):
+            dense = self.weight.dequantize() if self.use_dora else None
+            nf4 = self.weight
+
+            def project(inp: torch.Tensor) -> torch.Tensor:
+                return linear_nf4(inp, nf4, dense)
+        else:
+            dense = self.weight
+
+            def project(inp: torch.Tensor) -> torch.Tensor:
+                return F.linear(inp, dense.to(inp.dtype))
+
+        base = project(x)
         dropped = self.dropout(x)
         lora = self.lora_b(self.lora_a(dropped)) * self.scaling
         if not self.use_dora:
@@ -148,7 +173,7 @@ class LoRALinear(nn.Module):
         if isinstance(self.dropout, nn.Identity) or not self.training:
             return scale * (base + lora)
         # With dropout the adapted product sees the dropped input, as in PEFT.
-        return base + (scale - 1) * F.linear(dropped, weight) + scale * lora
+        return base + (scale - 1) * project(dropped) + scale * lora
 
     def _load_from_state_dict(
         self,
@@ -173,24 +198,26 @@ class LoRALinear(nn.Module):
     def extra_repr(self) -> str:  # noqa: D102
         return (
             f"in_dim={self.in_dim}, out_dim={self.out_dim}, rank={self.rank}, "
-            f"alpha={self.alpha}, dora={self.use_dora}"
+            f"alpha={self.alpha}, dora={self.use_dora}, bias={self.bias is not None}"
         )
 
 
 class FrozenNF4Linear(nn.Module):
-    """A bias-free linear whose frozen weight is stored as NF4 (QLoRA's non-adapted layers).
+    """A linear whose frozen weight is stored as NF4 (QLoRA's non-adapted layers).
 
     Args:
         in_dim: Input features.
         out_dim: Output features.
+        use_bias: Add a frozen dense bias (Qwen's q/k/v projections).
     """
 
-    def __init__(self, in_dim: int, out_dim: int) -> None:
+    def __init__(self, in_dim: int, out_dim: int, use_bias: bool = False) -> None:
         super().__init__()
         self.in_dim = in_dim
         self.out_dim = out_dim
         self.weight = NF4Weight(out_dim, in_dim)
         self.weight.quantize_(_kaiming_init(torch.empty(out_dim, in_dim)))
+        self.bias = _frozen_bias(in_dim, out_dim) if use_bias else None
 
     def _load_from_state_dict(
         self,
@@ -208,8 +235,18 @@ class FrozenNF4Linear(nn.Module):
         self.weight.load_dense(state_dict, prefix + "weight", missing_keys, unexpected_keys)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x W^T`` with W dequantised on the fly."""
-        return F.linear(x, self.weight.dequantize().to(x.dtype))
+        """``x W^T (+ b)`` with W dequantised on the fly (and again in backward)."""
+        out = linear_nf4(x, self.weight)
+        return out if self.bias is None else out + self.bias.to(out.dtype)
+
+
+def _frozen_bias(in_dim: int, out_dim: int) -> nn.Parameter:
+    """A frozen bias with ``nn.Linear``'s default initialisation (skipped on meta)."""
+    bias = nn.Parameter(torch.empty(out_dim), requires_grad=False)
+    if not bias.is_meta:
+        bound = 1 / math.sqrt(in_dim)
+        nn.init.uniform_(bias, -bound, bound)
+    return bias
 
 
 def _kaiming_init(weight: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,7 @@ them eagerly here would be circular.
 import importlib
 from typing import Any
 
+from modeling.tokenizers.byte_level_bpe import ByteLevelBPE
 from modeling.tokenizers.chat import ChatSequence, strip_parts, truncate
 from modeling.tokenizers.chat_tokenizer import ChatTokenizer
 from modeling.tokenizers.sentencepiece_bpe import SentencePieceTokenizer, load_sentencepiece
@@ -19,9 +20,11 @@ _FAMILY_BUILDERS = {
     "mistral_tokenizer": "modeling.mistral",
     "phi3_mini_tokenizer": "modeling.phi3",
     "gemma_tokenizer": "modeling.gemma",
+    "qwen2_5_tokenizer": "modeling.qwen2_5",
 }
 
 __all__ = [
+    "ByteLevelBPE",
     "ChatSequence",
     "ChatTokenizer",
     "SentencePieceTokenizer",
@@ -32,6 +35,7 @@ __all__ = [
     "load_sentencepiece",
     "mistral_tokenizer",
     "phi3_mini_tokenizer",
+    "qwen2_5_tokenizer",
     "split_long_runs",
     "strip_parts",
     "truncate",

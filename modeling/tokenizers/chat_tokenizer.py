@@ -1,7 +1,7 @@
 """The interface every family's tokenizer offers, and the parts of it they share."""
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from modeling.data import Message, as_messages
@@ -23,6 +23,8 @@ class ChatTokenizer(ABC):
             padded beyond it).
         stop_tokens: Ids that end generation (eos and the family's end-of-turn tokens).
         max_seq_len: ``tokenize_messages`` truncates to this length when set.
+        prompt_template: Applied to the messages before the chat format (see
+            ``modeling.data.prompt_templates``); None for the chat format alone.
     """
 
     builder: ClassVar[str]
@@ -38,6 +40,7 @@ class ChatTokenizer(ABC):
     vocab_size: int
     stop_tokens: list[int]
     special_tokens: dict[int, str]
+    prompt_template: Callable[[list[Message]], list[Message]] | None = None
 
     def __init__(self, max_seq_len: int | None) -> None:
         if max_seq_len is not None and max_seq_len < 1:
@@ -127,6 +130,8 @@ class ChatTokenizer(ABC):
             ValueError: no messages, or an order of roles the family's format cannot express.
         """
         messages = as_messages(list(messages))
+        if self.prompt_template is not None:
+            messages = list(self.prompt_template(messages))
         if not messages:
             raise ValueError(f"{self.builder}: tokenize_messages got no messages")
         sequence = ChatSequence(self._encode_text, self._encode_with_offsets)

@@ -68,12 +68,21 @@ def copy_config(
         target = destination / source.name if destination.is_dir() else destination
         if not target.suffix:
             target = target.with_suffix(".yaml")
+        blocking = next((p for p in target.parents if p.exists() and not p.is_dir()), None)
+        if blocking is not None:
+            raise ConfigError(f"{blocking} is a file, so {target} cannot be written there")
         if not target.parent.is_dir():
             if not make_parents:
                 raise ConfigError(
                     f"directory {target.parent} does not exist; create it or pass --make-parents"
                 )
             target.parent.mkdir(parents=True)
+        if target.resolve() == source.resolve():
+            raise ConfigError(
+                f"{target} is the built-in config {config!r} itself; copy it to another path"
+            )
+        if target.is_dir():
+            raise ConfigError(f"{target} is a directory; name a file to write instead")
         if target.exists() and not force:
             raise ConfigError(f"{target} already exists; pass --force to overwrite it")
         _write_atomically(target, source.read_bytes())

@@ -36,13 +36,28 @@ def download(
     revision: Annotated[
         str | None, typer.Option("--revision", help="Branch, tag or commit (default: main).")
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Replace --output-dir even if it is not a download of this repo."
+        ),
+    ] = False,
 ) -> None:
-    """Download a model from the Hugging Face Hub (or HF_ENDPOINT) into --output-dir."""
+    """Download a model from the Hugging Face Hub (or HF_ENDPOINT) into --output-dir.
+
+    A missing or empty --output-dir is created; an earlier download of the same repo is
+    refreshed, transferring only what changed; anything else is refused unless --force.
+    """
     patterns = DEFAULT_IGNORE_PATTERNS if ignore_patterns is None else tuple(ignore_patterns)
     with user_errors():
         try:
             output, sha, files = download_model(
-                repo_id, output_dir, revision=revision, token=hf_token, ignore_patterns=patterns
+                repo_id,
+                output_dir,
+                revision=revision,
+                token=hf_token,
+                ignore_patterns=patterns,
+                force=force,
             )
         except DownloadError as err:
             typer.echo(f"Error: {err}", err=True)

@@ -29,7 +29,9 @@ def plan(
     gpu: Annotated[
         str,
         typer.Option(
-            "--gpu", help="h100-80gb, h200, a100-80gb, a100-40gb, l40s, l4, a10g, or cpu."
+            "--gpu",
+            help="h100-80gb, h200, a100-80gb, a100-40gb, l40s, l4, a10g, rtx4090, rtx3090, "
+            "rtx-a6000, or cpu.",
         ),
     ] = "h100-80gb",
     sharding: Annotated[
@@ -42,7 +44,9 @@ def plan(
     ] = None,
     seq_len: Annotated[
         int | None,
-        typer.Option("--seq-len", help="Padded tokens per sample (default: the config's max)."),
+        typer.Option(
+            "--seq-len", min=1, help="Padded tokens per sample (default: the config's max)."
+        ),
     ] = None,
     strict: Annotated[
         bool, typer.Option("--strict", help="Exit 2 when the plan does not fit.")

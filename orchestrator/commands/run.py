@@ -1,6 +1,6 @@
 """``tune run`` and ``tune generate``: fine-tune on Ray, then talk to the result."""
 
-import sys
+import json
 import time
 from typing import Annotated
 
@@ -27,36 +27,60 @@ def run(
         str | None, typer.Option("--address", help="Existing Ray cluster (default: local).")
     ] = None,
     storage: Storage = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No header or progress; only the summary.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON summary on stdout, nothing else.")
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show Ray's logs and the workers' output.")
+    ] = False,
 ) -> None:
-    """Fine-tune with RECIPE and CONFIG on a Ray cluster (a local one by default)."""
+    """Fine-tune with RECIPE and CONFIG on a Ray cluster (a local one by default).
+
+    On a terminal the run shows a live progress bar; in a log or pipe, a line at about
+    every 5% of the steps. The demo config ends with its base and tuned answers.
+    """
+    from orchestrator.commands.run_summary import format_summary, run_summary
+    from orchestrator.config import config_name
     from orchestrator.launcher import LaunchOptions, launch
+    from orchestrator.progress import progress_display
     from orchestrator.sdk import prepare
 
     started = time.perf_counter()
+    display = None if quiet or as_json else progress_display()
     with user_errors():
         cfg, chosen = prepare(config, overrides or [], recipe, local=address is None)
-        typer.echo(f"Starting {chosen} with config {config} ...", err=True)
+        if display is not None:
+            typer.echo(f"Starting {chosen} with config {config} ...", err=True)
         options = LaunchOptions(
             num_workers=num_workers,
             gpus_per_worker=gpus_per_worker,
             address=address,
             storage=storage,
+            verbose=verbose,
         )
-        from orchestrator.config import config_name
+        try:
+            result = launch(cfg, options, progress=display, config_name=config_name(config))
+        finally:
+            if display is not None:
+                display.close()
+        summary = run_summary(
+            result, recipe=chosen, config=config, seconds=time.perf_counter() - started
+        )
+        report = _demo_report(cfg) if cfg.get("demo_assets") and not quiet else None
+    if as_json:
+        if report is not None:
+            summary["demo"] = report.to_dict()
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    typer.echo("\n" + "\n".join(format_summary(summary)))
+    if report is not None and not quiet:
+        from orchestrator.demo_report import format_report
 
-        result = launch(cfg, options, progress=_progress_printer(), config_name=config_name(config))
-    last = result.metrics[-1] if result.metrics else {}
-    first_loss = result.metrics[0]["loss"] if result.metrics else float("nan")
-    typer.echo(
-        f"\nDone in {time.perf_counter() - started:.0f}s: {last.get('step', 0)} steps, "
-        f"loss {first_loss:.4f} -> {last.get('loss', float('nan')):.4f}"
-    )
-    if result.adapter_dir:
-        typer.echo(f"  adapter:     {result.adapter_dir}")
-    typer.echo(f"  merged:      {result.merged_dir}")
-    typer.echo(f"  metrics:     {result.output_dir / 'metrics.jsonl'}")
-    typer.echo(f"  loss curve:  {result.output_dir / 'loss_curve.png'}")
-    typer.echo(f"  checkpoints: {result.checkpoint_dir}")
+        typer.echo("\nWhat the fine-tune taught (greedy decoding):")
+        typer.echo("\n".join(format_report(report)))
 
 
 def generate(
@@ -69,32 +93,30 @@ def generate(
         str | None,
         typer.Option("--checkpoint-dir", help="Model directory (default: <output_dir>/merged)."),
     ] = None,
+    compare: Annotated[
+        bool, typer.Option("--compare", help="Also answer with the base model, side by side.")
+    ] = False,
 ) -> None:
     """Answer PROMPT with a run's merged model, decoding with the KV cache."""
     from orchestrator.config import load_config
-    from orchestrator.generate import generate_from_config
+    from orchestrator.generate import load_chat_model
 
     with user_errors():
         cfg = load_config(config, overrides or [])
-        text = generate_from_config(
-            cfg,
-            prompt,
-            max_new_tokens=max_new_tokens,
-            temperature=temperature,
-            checkpoint_dir=checkpoint_dir,
-        )
-    typer.echo(text)
+        settings = dict(max_new_tokens=max_new_tokens, temperature=temperature)
+        tuned = load_chat_model(cfg, checkpoint_dir).answer(prompt, **settings)
+        base = load_chat_model(cfg, base=True).answer(prompt, **settings) if compare else None
+    if base is None:
+        typer.echo(tuned)
+    else:
+        typer.echo(f"base:  {base.strip()}\ntuned: {tuned.strip()}")
 
 
-def _progress_printer():
-    """Redraw one line on a terminal; print a line per step otherwise."""
-    interactive = sys.stderr.isatty()
+def _demo_report(cfg):
+    """The demo's base-versus-tuned answers and accuracy (None when its outputs are remote)."""
+    from modeling.storage import is_remote
+    from orchestrator.demo_report import demo_report
 
-    def show(line: str) -> None:
-        if interactive:
-            sys.stderr.write("\r\033[K" + line)
-            sys.stderr.flush()
-        else:
-            typer.echo(line, err=True)
-
-    return show
+    if is_remote(str(cfg.output_dir)):
+        return None
+    return demo_report(cfg)

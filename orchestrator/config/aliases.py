@@ -4,8 +4,9 @@ A torchtune user's YAML names ``torchtune.models.llama3.lora_llama3_8b``,
 ``torchtune.training.FullModelHFCheckpointer`` and so on. Each such path maps to this
 project's equivalent, which keeps torchtune's names and keywords. Whole modules map by
 prefix (every builder under ``torchtune.models.<family>`` is ``modeling.<family>.<name>``);
-single names map exactly. A few components are accepted but replaced by ours (metric
-loggers, bitsandbytes' paged optimizers); those carry a note that ``tune validate`` shows.
+single names map exactly. A few components are accepted but replaced (bitsandbytes' paged
+optimizers); those carry a note that ``tune validate`` shows. The user-facing list is
+``docs/torchtune_compatibility.md``.
 """
 
 from dataclasses import dataclass
@@ -18,13 +19,10 @@ class Alias:
     Attributes:
         target: Dotted path of the component used instead.
         note: Shown to the user when the replacement is not an exact equivalent.
-        drop_args: The config's arguments belong to the replaced component and are not
-            passed to ``target`` (it is built from the recipe's arguments alone).
     """
 
     target: str
     note: str | None = None
-    drop_args: bool = False
 
 
 # Every name under the left module is the same name under the right one.
@@ -40,11 +38,24 @@ _CHECKPOINTER_MODULES = (
     "torchtune.training",
     "torchtune.training.checkpointing",
 )
-_LOGGERS = ("DiskLogger", "StdoutLogger", "WandBLogger", "TensorBoardLogger", "CometLogger")
+_LOGGERS = (
+    "DiskLogger",
+    "StdoutLogger",
+    "WandBLogger",
+    "TensorBoardLogger",
+    "CometLogger",
+    "MLFlowLogger",
+)
 _LOGGER_MODULES = ("torchtune.training.metric_logging", "torchtune.utils.metric_logging")
-_LOGGER_NOTE = (
-    "{name} is replaced by Tunefleet's MetricLogger, which writes metrics.jsonl under "
-    "output_dir and prints to the terminal; its arguments are ignored"
+_LOGGER_TARGET = "orchestrator.training.logger_backends"
+_PROFILER = "orchestrator.training.profiler.setup_torch_profiler"
+_TEMPLATES = "modeling.data.prompt_templates"
+_DATA_TEMPLATES = (
+    "PromptTemplate",
+    "ChatMLTemplate",
+    "GrammarErrorCorrectionTemplate",
+    "SummarizeTemplate",
+    "QuestionAnswerTemplate",
 )
 _SCHEDULER = "orchestrator.training.lr_schedulers.get_cosine_schedule_with_warmup"
 _PAGED_NOTE = (
@@ -64,14 +75,15 @@ EXACT_ALIASES: dict[str, Alias] = {
     "torchtune.training.lr_schedulers.get_cosine_schedule_with_warmup": Alias(_SCHEDULER),
     "torchtune.modules.get_cosine_schedule_with_warmup": Alias(_SCHEDULER),
     **{
-        f"{module}.{name}": Alias(
-            "orchestrator.training.metric_logger.MetricLogger",
-            note=_LOGGER_NOTE.format(name=name),
-            drop_args=True,
-        )
+        f"{module}.{name}": Alias(f"{_LOGGER_TARGET}.{name}")
         for module in _LOGGER_MODULES
         for name in _LOGGERS
     },
+    "torchtune.training.setup_torch_profiler": Alias(_PROFILER),
+    "torchtune.utils.setup_torch_profiler": Alias(_PROFILER),
+    **{f"torchtune.data.{name}": Alias(f"{_TEMPLATES}.{name}") for name in _DATA_TEMPLATES},
+    "torchtune.models.llama2.Llama2ChatTemplate": Alias(f"{_TEMPLATES}.Llama2ChatTemplate"),
+    "torchtune.models.mistral.MistralChatTemplate": Alias(f"{_TEMPLATES}.MistralChatTemplate"),
     **{
         f"bitsandbytes.optim.{name}": Alias("torch.optim.AdamW", note=_PAGED_NOTE.format(name=name))
         for name in ("PagedAdamW", "PagedAdamW8bit", "PagedAdamW32bit")
@@ -98,7 +110,5 @@ def is_foreign(path: str) -> bool:
 
 
 def known_foreign_paths() -> list[str]:
-    """Every aliased torchtune path, prefixes written as ``prefix*``, for error messages."""
-    return [f"{prefix}*" for prefix in PREFIX_ALIASES] + sorted(
-        path for path in EXACT_ALIASES if is_foreign(path)
-    )
+    """Every torchtune path with an exact alias (the prefix aliases cover whole modules)."""
+    return sorted(path for path in EXACT_ALIASES if is_foreign(path))

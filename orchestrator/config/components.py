@@ -19,9 +19,16 @@ from omegaconf.errors import OmegaConfBaseException
 
 from orchestrator.config.aliases import Alias, alias_for, is_foreign, known_foreign_paths
 from orchestrator.config.errors import ConfigError
-from orchestrator.config.suggest import did_you_mean
+from orchestrator.config.suggest import closest_path, did_you_mean
+from orchestrator.config.tokenizer_keywords import (
+    apply_prompt_template,
+    build_prompt_template,
+    split_template,
+    unsupported_keywords,
+)
 
 COMPONENT_KEY = "_component_"
+COMPATIBILITY_DOC = "docs/torchtune_compatibility.md"
 
 
 def is_component(node: Any) -> bool:
@@ -40,7 +47,8 @@ def resolve_component(path: str) -> Callable[..., Any]:
 
     Raises:
         ConfigError: Naming the path and, for a typo, the closest existing name (module
-            attribute or submodule), or the supported torchtune paths for an unmapped one.
+            attribute or submodule); for an unmapped torchtune path, the closest mapped one
+            when one is close.
     """
     return resolve_with_alias(path)[0]
 
@@ -51,10 +59,11 @@ def resolve_with_alias(path: str) -> tuple[Callable[..., Any], Alias | None]:
         raise ConfigError(f"_component_ must be a dotted path string, got {path!r}")
     alias = alias_for(path)
     if alias is None and is_foreign(path):
+        close = closest_path(path, known_foreign_paths())
+        hint = f" Did you mean '{close}'?" if close else ""
         raise ConfigError(
-            f"{path} is a torchtune path with no Tunefleet equivalent."
-            f"{did_you_mean(path, known_foreign_paths())} Supported torchtune paths: "
-            f"{', '.join(known_foreign_paths())}"
+            f"{path} is a torchtune path with no Tunefleet equivalent.{hint} "
+            f"The supported ones are listed in {COMPATIBILITY_DOC}"
         )
     target = alias.target if alias else path
     try:
@@ -154,7 +163,9 @@ def instantiate(node: Any, *args: Any, **kwargs: Any) -> Any:
     first (without positional arguments), and the call is
     ``component(*args, **{**config_arguments, **kwargs})``: positional arguments come from
     the caller (``instantiate(cfg.optimizer, model.parameters())``,
-    ``instantiate(cfg.dataset, tokenizer)``), and ``kwargs`` override the config.
+    ``instantiate(cfg.dataset, tokenizer)``), and ``kwargs`` override the config. A
+    tokenizer builder's torchtune ``prompt_template`` is applied to the built tokenizer
+    (see :mod:`orchestrator.config.tokenizer_keywords`).
 
     Args:
         node: A component node (``DictConfig`` or mapping), or None (returns None).
@@ -183,14 +194,16 @@ def _build(config: dict[str, Any], args: tuple[Any, ...], kwargs: Mapping[str, A
     fn, alias = resolve_with_alias(path)
     if alias is not None and alias.note:
         warnings.warn(f"{path}: {alias.note}", UserWarning, stacklevel=3)
-    arguments = {} if alias is not None and alias.drop_args else config
-    call_kwargs = {key: _build_nested(value) for key, value in arguments.items()}
+    call_kwargs = {key: _build_nested(value) for key, value in config.items()}
     call_kwargs.update(kwargs)
-    problems = check_call(fn, args, call_kwargs)
+    call_kwargs, template = split_template(fn, call_kwargs)
+    problems = unsupported_keywords(fn, call_kwargs) or check_call(fn, args, call_kwargs)
     if problems:
         name = path.rsplit(".", 1)[-1]
         raise ConfigError(f"{name} ({path}): " + "; ".join(message for _, message in problems))
-    return fn(*args, **call_kwargs)
+    if template is not None:
+        template = build_prompt_template(template)
+    return apply_prompt_template(fn(*args, **call_kwargs), template)
 
 
 def _build_nested(value: Any) -> Any:

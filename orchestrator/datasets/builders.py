@@ -150,10 +150,33 @@ def alpaca_dataset(
 
 
 def alpaca_cleaned_dataset(
-    tokenizer: Any, *, source: str = "yahma/alpaca-cleaned", **kwargs: Any
+    tokenizer: Any,
+    *,
+    source: str = "yahma/alpaca-cleaned",
+    column_map: Mapping[str, str] | None = None,
+    train_on_input: bool = True,
+    filter_fn: FilterFn | None = None,
+    split: str = "train",
+    packed: bool = False,
+    max_seq_len: int | None = None,
+    **load_dataset_kwargs: Any,
 ) -> Dataset:
-    """:func:`alpaca_dataset` on the cleaned Alpaca data (``yahma/alpaca-cleaned``)."""
-    return alpaca_dataset(tokenizer, source=source, **kwargs)
+    """:func:`alpaca_dataset` on the cleaned Alpaca data (``yahma/alpaca-cleaned``).
+
+    The keywords are spelled out (not forwarded as ``**kwargs``) so that ``tune validate``
+    checks them.
+    """
+    return alpaca_dataset(
+        tokenizer,
+        source=source,
+        column_map=column_map,
+        train_on_input=train_on_input,
+        filter_fn=filter_fn,
+        split=split,
+        packed=packed,
+        max_seq_len=max_seq_len,
+        **load_dataset_kwargs,
+    )
 
 
 def chat_dataset(

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from modeling.data import CROSS_ENTROPY_IGNORE_IDX
-from orchestrator.datasets.packing import packed_block_causal_mask
+from orchestrator.datasets.packing import packed_document_ids
 
 
 def padded_collate_sft(
@@ -53,12 +53,18 @@ def padded_collate_sft(
 
 
 def padded_collate_packed(batch: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
-    """Stack packs (from ``PackedDataset``) and build their block-causal attention masks.
+    """Stack packs (from ``PackedDataset``) with the document id of every token.
+
+    The attention mask is not built here: the collate runs in the data loader, before the
+    batch reaches its device, and which mask is best depends on that device. The recipe
+    turns ``document_ids`` into it once per batch
+    (``modeling.modules.attention_masks.packed_attention_mask``: a flex_attention
+    BlockMask on CUDA, a dense block-causal mask on the CPU).
 
     Returns:
-        ``tokens``, ``labels``, ``input_pos`` (``[batch, seq]`` LongTensors) and ``mask``
-        (``[batch, seq, seq]`` bool, True where a query may attend a key), the arguments
-        ``model(tokens, mask=mask, input_pos=input_pos)`` takes.
+        ``tokens``, ``labels``, ``input_pos`` and ``document_ids``, all ``[batch, seq]``
+        LongTensors; ``model(tokens, mask=packed_attention_mask(document_ids),
+        input_pos=input_pos)`` is the packed forward.
     """
     if not batch:
         raise ValueError("padded_collate_packed got an empty batch")
@@ -69,5 +75,5 @@ def padded_collate_packed(batch: Sequence[Mapping[str, Any]]) -> dict[str, torch
         key: torch.stack([torch.as_tensor(sample[key], dtype=torch.long) for sample in batch])
         for key in ("tokens", "labels", "input_pos")
     }
-    out["mask"] = packed_block_causal_mask([sample["seq_lens"] for sample in batch])
+    out["document_ids"] = packed_document_ids([sample["seq_lens"] for sample in batch])
     return out

@@ -2,10 +2,11 @@
 
 Packing removes padding waste: samples are concatenated greedily into packs of exactly
 ``max_seq_len`` tokens. Each pack records ``seq_lens`` (the length of each document in it)
-and ``input_pos`` (positions restarting at 0 for each document), from which
-:func:`block_causal_mask` builds the mask that keeps every token from attending to another
-document. The tail of a pack is padding (``labels`` -100) that forms its own document, so
-every query row of the mask attends to at least itself.
+and ``input_pos`` (positions restarting at 0 for each document). :func:`document_ids`
+names each token's document; from those the recipe builds, per batch and device, the
+block-causal mask that keeps every token from attending to another document
+(``modeling.modules.attention_masks``). The tail of a pack is padding (``labels`` -100)
+that forms its own document, so every query row of the mask attends to at least itself.
 """
 
 from collections.abc import Sequence
@@ -14,6 +15,7 @@ import torch
 from torch.utils.data import Dataset
 
 from modeling.data import CROSS_ENTROPY_IGNORE_IDX
+from modeling.modules.attention_masks import block_causal_dense_mask
 
 
 class PackedDataset(Dataset):
@@ -113,23 +115,30 @@ class PackedDataset(Dataset):
         return {k: torch.tensor(v, dtype=torch.long) for k, v in self.packs[index].items()}
 
 
+def document_ids(seq_lens: Sequence[int] | torch.Tensor) -> torch.Tensor:
+    """``[seq]`` LongTensor: the index of the document each token of a pack belongs to."""
+    lengths = torch.as_tensor(seq_lens, dtype=torch.long)
+    return torch.repeat_interleave(torch.arange(len(lengths)), lengths)
+
+
+def packed_document_ids(seq_lens: Sequence[Sequence[int] | torch.Tensor]) -> torch.Tensor:
+    """``[batch, seq]`` document ids for a batch of packs (each ``seq_lens`` sums to ``seq``)."""
+    ids = [document_ids(lengths) for lengths in seq_lens]
+    sizes = {len(i) for i in ids}
+    if len(sizes) != 1:
+        raise ValueError(f"Packs in a batch must have one length; seq_lens sum to {sorted(sizes)}")
+    return torch.stack(ids)
+
+
 def block_causal_mask(seq_lens: Sequence[int] | torch.Tensor) -> torch.Tensor:
     """The ``[seq, seq]`` boolean mask of a pack: True where query i may attend key j.
 
     That is: j <= i and both tokens belong to the same document. ``seq`` is
     ``sum(seq_lens)``.
     """
-    lengths = torch.as_tensor(seq_lens, dtype=torch.long)
-    doc_ids = torch.repeat_interleave(torch.arange(len(lengths)), lengths)
-    same_doc = doc_ids[:, None] == doc_ids[None, :]
-    causal = torch.ones(len(doc_ids), len(doc_ids), dtype=torch.bool).tril()
-    return same_doc & causal
+    return block_causal_dense_mask(document_ids(seq_lens)[None])[0]
 
 
 def packed_block_causal_mask(seq_lens: Sequence[Sequence[int] | torch.Tensor]) -> torch.Tensor:
-    """``[batch, seq, seq]`` masks for a batch of packs (each ``seq_lens`` sums to ``seq``)."""
-    masks = [block_causal_mask(lengths) for lengths in seq_lens]
-    sizes = {m.shape[0] for m in masks}
-    if len(sizes) != 1:
-        raise ValueError(f"Packs in a batch must have one length; seq_lens sum to {sorted(sizes)}")
-    return torch.stack(masks)
+    """Dense boolean ``[batch, seq, seq]`` masks of a batch of packs (``block_causal_mask``)."""
+    return block_causal_dense_mask(packed_document_ids(seq_lens))

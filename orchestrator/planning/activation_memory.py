@@ -8,14 +8,17 @@ the compute dtype's bytes (2 for bf16 on GPU, 4 for float32 on CPU). Per decoder
 - RMSNorm: its input in float32 (``x.float()``) plus the per-token rstd; the output cast
   to the compute dtype when a following projection trains (needs its input). On CPU the
   op is composite, and a trainable norm weight also keeps ``x * rstd`` (float32).
-- Attention (SDPA flash, no ``s^2`` tensor): rotated q and k, v, the output and the
+- Attention (a fused kernel, no ``s^2`` tensor): rotated q and k, v, the output and the
   float32 log-sum-exp per head and token. RoPE's multiply by cos/sin keeps only the
-  tables, so the pre-rotation q/k are not kept.
+  tables, so the pre-rotation q/k are not kept. That holds for SDPA's flash kernel
+  (unpacked, ``is_causal``; CPU flash with a mask too) and for packed batches on CUDA,
+  which go through compiled ``flex_attention`` with a block-causal BlockMask
+  (``modeling.modules.attention_masks``) and save the same tensors.
 - MLP: gate output, its activation, up output, and their product when ``w2`` trains.
 - LoRA: the rank-``r`` intermediate of every adapter.
-- NF4 (QLoRA): ``F.linear`` keeps the *dequantised* weight for the input gradient, so
-  every NF4 projection whose input needs a gradient keeps ``p`` bytes per base parameter
-  until backward. Without activation checkpointing that is the whole dense base model.
+- NF4 (QLoRA): nothing. ``modeling.peft.nf4.linear_nf4`` dequantises the weight again in
+  backward instead of keeping it, and the projection's input is not needed for a frozen
+  weight's (absent) gradient.
 
 The head keeps the final norm (as above) and the loss keeps the float32 log-probabilities
 of every chunk (``log_softmax`` saves its output), ``4 x T x vocab`` bytes: chunking only
@@ -62,23 +65,20 @@ def norm_saved(
 def layer_saved(layer: LayerCensus, shape: StepShape, dim: int, input_grad: bool) -> int:
     """Bytes one decoder layer keeps for backward without activation checkpointing."""
     t, p, lin = shape.tokens, shape.compute_bytes, layer.linears
-    q, k, v, o = lin["q_proj"], lin["k_proj"], lin["v_proj"], lin["output_proj"]
+    q, k, v = lin["q_proj"], lin["k_proj"], lin["v_proj"]
     w1, w2, w3 = lin["w1"], lin["w2"], lin["w3"]
     saved = norm_saved(
         shape, dim, input_grad, layer.norms_trainable, q.trainable or k.trainable or v.trainable
     )
     attn_in_grad = input_grad or layer.norms_trainable
-    saved += sum(p * m.numel for m in (q, k, v) if m.nf4 and attn_in_grad)
     attn_grad = attn_in_grad or q.trainable or k.trainable or v.trainable
     if attn_grad:
         saved += p * t * 2 * (q.out_dim + k.out_dim) + FP32 * t * layer.num_heads
-        saved += p * o.numel if o.nf4 else 0
     mid_grad = input_grad or attn_grad
     saved += norm_saved(shape, dim, mid_grad, layer.norms_trainable, w1.trainable or w3.trainable)
     mlp_in_grad = mid_grad or layer.norms_trainable
-    saved += sum(p * m.numel for m in (w1, w3) if m.nf4 and mlp_in_grad)
     if mlp_in_grad or w1.trainable or w3.trainable:
-        saved += 3 * p * t * w1.out_dim + (p * w2.numel if w2.nf4 else 0)
+        saved += 3 * p * t * w1.out_dim
         saved += p * t * w2.in_dim if w2.trainable else 0
     saved += sum(p * t * m.lora_rank for m in lin.values() if m.trainable)
     return saved
@@ -88,14 +88,25 @@ def head_saved(model: ModelCensus, shape: StepShape) -> int:
     """Final norm, output projection and loss: what they keep for backward."""
     t, p, out = shape.tokens, shape.compute_bytes, model.output
     saved = norm_saved(shape, model.embed_dim, True, model.embeddings_trainable, out.trainable)
-    saved += p * out.numel if out.nf4 else 0
     saved += p * t * out.lora_rank if out.trainable else 0
     return saved + FP32 * t * model.vocab_size
 
 
 def mask_bytes(shape: StepShape) -> int:
-    """The packed block-causal mask (bool ``[b, s, s]``), shared by every layer."""
-    return shape.batch_size * shape.seq_len**2 if shape.packed else 0
+    """The packed batch's block-causal mask, built once per batch and shared by every layer.
+
+    On CUDA a flex_attention BlockMask: int32 block counts and indices, partial and full,
+    by rows and by columns: ``4 x b x (n^2 + n)`` int32s for ``n = ceil(s / 128)`` blocks
+    (the dense mask it is built from is freed before the forward). On the CPU the float32
+    additive ``[b, s, s]`` mask SDPA takes; SDPA saves that one tensor, by reference, in
+    every layer.
+    """
+    if not shape.packed:
+        return 0
+    if shape.kind == "cuda":
+        blocks = -(-shape.seq_len // 128)
+        return 4 * 4 * shape.batch_size * (blocks**2 + blocks)
+    return FP32 * shape.batch_size * shape.seq_len**2
 
 
 def saved_activations(model: ModelCensus, shape: StepShape, checkpointing: bool) -> int:
@@ -123,8 +134,11 @@ def logits_bytes(model: ModelCensus, shape: StepShape, num_output_chunks: int) -
 
 
 def dequant_bytes(model: ModelCensus, shape: StepShape) -> int:
-    """The float32 dequantised NF4 weight before its cast to bf16 (largest projection)."""
-    if shape.compute_bytes == FP32:
-        return 0
+    """The largest NF4 projection while it is used: gathered NF4 bytes plus dense weight.
+
+    The weight dequantises straight to the compute dtype; its gathered packed bytes and
+    absmax (9/16 byte per parameter) live until the dequantisation is done.
+    """
     sizes = [m.numel for layer in model.layers for m in layer.linears.values() if m.nf4]
-    return FP32 * max(sizes, default=0)
+    biggest = max(sizes, default=0)
+    return shape.compute_bytes * biggest + 9 * biggest // 16

@@ -2,7 +2,11 @@
 
 Capacities are the totals ``nvidia-smi`` reports (MiB), not the marketing figures, because
 those are what ``torch.cuda`` can hand out. ``cpu`` plans a CPU run (the recipe computes in
-float32 there) against this machine's physical memory.
+float32 there) against this machine's physical memory. The workstation cards are those the
+published figures in ``docs/benchmarks.md`` were measured on (torchtune's README: RTX 4090,
+RTX A6000; Answer.AI's FSDP+QLoRA: 2 x RTX 3090 or 4090); their totals are those
+``nvidia-smi`` prints for them: 24564 MiB (RTX 4090), 24576 MiB (RTX 3090), 49140 MiB
+(RTX A6000).
 """
 
 import os
@@ -37,6 +41,9 @@ GPUS = {
     "l40s": Accelerator("l40s", 46068 * MIB),
     "l4": Accelerator("l4", 23034 * MIB),
     "a10g": Accelerator("a10g", 23028 * MIB),
+    "rtx4090": Accelerator("rtx4090", 24564 * MIB),
+    "rtx3090": Accelerator("rtx3090", 24576 * MIB),
+    "rtx-a6000": Accelerator("rtx-a6000", 49140 * MIB),
 }
 
 

@@ -54,8 +54,9 @@ class ModelCensus:
     """Parameter and buffer bytes of a model, by class, plus its layer shapes.
 
     ``dense_bytes`` counts every parameter (trainable or frozen) in the run dtype: these
-    are what FSDP2 shards. ``nf4_bytes`` and ``other_buffer_bytes`` are buffers, which
-    FSDP2 leaves whole on every rank.
+    are what FSDP2 shards. ``nf4_bytes`` (NF4 base buffers, whole model) are sharded by
+    rows over the same shard group by ``modeling.sharding.shard_nf4_weights``;
+    ``other_buffer_bytes`` (RoPE tables) stay whole on every rank.
     """
 
     param_bytes: int

@@ -7,8 +7,9 @@ Pure computation on a config: the model is counted on the ``meta`` device
 
 - Parameters are stored in the run dtype (bf16 on GPU, float32 on CPU); FSDP2 shards every
   parameter, trainable or frozen, over the shard group: all ranks (FSDP) or one node's
-  GPUs (HSDP, replicated across nodes). NF4 base weights are buffers, which FSDP2 does
-  not shard: every rank holds all of them (0.5625 bytes per base parameter).
+  GPUs (HSDP, replicated across nodes). NF4 base weights (0.5625 bytes per base
+  parameter) are buffers, which FSDP2 does not shard; ``modeling.sharding`` shards them by
+  rows over the same shard group, and each projection is gathered only while it is used.
 - Gradients exist for trainable parameters only, sharded, in the parameter dtype.
 - ``torch.optim.AdamW`` keeps two moments per trainable parameter *in the parameter
   dtype* (no float32 master copy: the recipe has none) plus a step count per tensor.
@@ -17,7 +18,7 @@ Pure computation on a config: the model is counted on the ``meta`` device
   the largest layer's gradients are reduced in float32. Counted on GPU (the recipe always
   runs FSDP2 under Ray Train) and on CPU with more than one rank.
 
-Temporaries (logits, recompute, FSDP2 buffers, the float32 NF4 dequantisation) do not all
+Temporaries (logits, recompute, FSDP2 buffers, the gathered NF4 projection) do not all
 peak at the same moment; summing them errs on the safe side.
 
 A plan *fits* when its total is at most 90% of the device's memory. The 10% headroom
@@ -33,9 +34,9 @@ from omegaconf import DictConfig
 from orchestrator.planning import activation_memory as act
 from orchestrator.planning.gpus import GIB, Accelerator, accelerator
 from orchestrator.planning.model_census import ModelCensus, census
+from orchestrator.training.device_mesh import SHARDINGS
 
 HEADROOM = 0.10
-SHARDINGS = ("fsdp", "hsdp")
 OPTIMIZER_STATES = {"AdamW": 2, "Adam": 2}
 
 
@@ -47,6 +48,7 @@ class Row:
     without_ac: int
     with_ac: int
     note: str = ""
+    on_host: bool = False  # offloaded (fsdp_cpu_offload): host memory, not the GPU's
 
 
 @dataclass
@@ -68,11 +70,16 @@ class MemoryPlan:
     seq_len_source: str
     config_uses_ac: bool
     rows: list[Row]
+    cpu_offload: bool = False
     notes: list[str] = field(default_factory=list)
 
     def total(self, checkpointing: bool) -> int:
-        """Bytes per GPU, all components summed."""
-        return sum(r.with_ac if checkpointing else r.without_ac for r in self.rows)
+        """Bytes per GPU, all components summed (what lives on the host is not counted)."""
+        return sum(r.with_ac if checkpointing else r.without_ac for r in self.rows if not r.on_host)
+
+    def host_bytes_per_node(self) -> int:
+        """Host memory the node's ranks hold for offloaded state (0 without offload)."""
+        return self.gpus_per_node * sum(r.with_ac for r in self.rows if r.on_host)
 
     @property
     def usable_bytes(self) -> int:
@@ -119,10 +126,13 @@ def plan_memory(
     for name, value in (("--nodes", nodes), ("--gpus-per-node", gpus_per_node)):
         if value < 1:
             raise ValueError(f"{name} must be at least 1, got {value}")
-    if sharding is None:
-        sharding = "hsdp" if nodes > 1 else "fsdp"
+    sharding = sharding or cfg.get("sharding") or ("hsdp" if nodes > 1 else "fsdp")
     if sharding not in SHARDINGS:
-        raise ValueError(f"--sharding must be one of {', '.join(SHARDINGS)}, got {sharding!r}")
+        raise ValueError(
+            f"--sharding (or the config's sharding) must be one of {', '.join(SHARDINGS)}, "
+            f"got {sharding!r}"
+        )
+    offload = bool(cfg.get("fsdp_cpu_offload", False))
     dtype_name = str(cfg.get("dtype", "bf16"))
     if dtype_name not in ("bf16", "fp32"):
         raise ValueError(f"dtype must be bf16 or fp32, got {dtype_name!r}; set dtype=bf16")
@@ -131,7 +141,8 @@ def plan_memory(
     shape = _step_shape(cfg, model, device, dtype, seq_len)
     world = nodes * gpus_per_node
     shard = world if sharding == "fsdp" else gpus_per_node
-    rows = _rows(cfg, model, shape, shard, fsdp=device.kind == "cuda" or world > 1)
+    fsdp = device.kind == "cuda" or world > 1
+    rows = _rows(cfg, model, shape, shard, fsdp=fsdp, offload=offload and fsdp)
     plan = MemoryPlan(
         config=config_name,
         method="QLoRA" if model.nf4_bytes else "LoRA" if model.frozen_bytes else "full",
@@ -148,6 +159,7 @@ def plan_memory(
         seq_len_source=_seq_len_source(cfg, model, seq_len),
         config_uses_ac=bool(cfg.get("enable_activation_checkpointing", False)),
         rows=rows,
+        cpu_offload=offload and fsdp,
     )
     plan.notes.extend(_notes(cfg, model, plan))
     return plan
@@ -171,9 +183,17 @@ def _step_shape(cfg, model: ModelCensus, device, dtype, seq_len) -> act.StepShap
     return act.StepShape(batch, length, dtype.itemsize, kind, packed=packed)
 
 
-def _rows(cfg, model: ModelCensus, shape: act.StepShape, shard: int, fsdp: bool) -> list[Row]:
+def _rows(
+    cfg, model: ModelCensus, shape: act.StepShape, shard: int, fsdp: bool, offload: bool
+) -> list[Row]:
+    """The components of one rank's memory; with ``offload`` the sharded state is on the host.
+
+    FSDP2's ``CPUOffloadPolicy`` keeps sharded parameters, their gradients and the
+    optimizer state in host memory: the GPU holds only what is gathered for compute.
+    """
     states = _optimizer_states(cfg)
     trainable, frozen = model.trainable_bytes // shard, model.frozen_bytes // shard
+    nf4 = model.nf4_bytes // shard
     chunks = int(cfg.get("loss", {}).get("num_output_chunks", 8) or 8)
     p = shape.compute_bytes
     gather = 0
@@ -181,17 +201,19 @@ def _rows(cfg, model: ModelCensus, shape: act.StepShape, shard: int, fsdp: bool)
         biggest = max(model.layers, key=lambda layer: layer.dense_bytes)
         reduce_grads = biggest.trainable_bytes // p * (p + act.FP32)
         gather = model.root_dense_bytes + 2 * biggest.dense_bytes + reduce_grads
+    where = "host, " if offload else ""
     rows = [
-        Row("weights: trainable", trainable, trainable, f"sharded 1/{shard}"),
-        Row("weights: frozen", frozen, frozen, f"sharded 1/{shard}"),
-        Row("weights: NF4 base", model.nf4_bytes, model.nf4_bytes, "buffers: NOT sharded"),
+        Row("weights: trainable", trainable, trainable, f"{where}sharded 1/{shard}", offload),
+        Row("weights: frozen", frozen, frozen, f"{where}sharded 1/{shard}", offload),
+        Row("weights: NF4 base", nf4, nf4, f"sharded 1/{shard} by rows"),
         Row("buffers: RoPE", model.other_buffer_bytes, model.other_buffer_bytes, "not sharded"),
-        Row("gradients", trainable, trainable, "trainable only"),
+        Row("gradients", trainable, trainable, f"{where}trainable only", offload),
         Row(
             "optimizer state",
             states * trainable + act.FP32 * model.trainable_tensors,
             states * trainable + act.FP32 * model.trainable_tensors,
-            f"{states} moments in param dtype",
+            f"{where}{states} moments in param dtype",
+            offload,
         ),
         Row(
             "activations",
@@ -231,15 +253,11 @@ def _seq_len_source(cfg, model: ModelCensus, seq_len: int | None) -> str:
 
 def _notes(cfg, model: ModelCensus, plan: MemoryPlan) -> list[str]:
     notes = []
-    if model.nf4_bytes:
+    if model.nf4_bytes and plan.shard_size > 1:
         notes.append(
-            "NF4 base weights are buffers, which FSDP2 does not shard: each GPU holds all of them."
+            "NF4 base weights are sharded by rows over the shard group; each projection is "
+            "gathered and dequantised when used, in forward and again in backward."
         )
-        if not plan.config_uses_ac:
-            notes.append(
-                "QLoRA without activation checkpointing keeps every layer's dequantised "
-                "weights for backward: set enable_activation_checkpointing=True."
-            )
     short = str(cfg.get("optimizer", {}).get("_component_", "")).rsplit(".", 1)[-1]
     if short and short not in (*OPTIMIZER_STATES, "SGD"):
         notes.append(f"Optimizer {short}: assumed to keep 2 states per trainable parameter.")
@@ -281,6 +299,9 @@ def render_table(plan: MemoryPlan) -> str:
     lines.append(f"{'usable (90%)':<{width}}{_gib(usable):>11}{_gib(usable):>10}")
     yes = {True: "yes", False: "NO"}
     lines.append(f"{'fits':<{width}}{yes[plan.fits(False)]:>11}{yes[plan.fits(True)]:>10}")
+    if plan.cpu_offload:
+        host = plan.host_bytes_per_node()
+        lines.append(f"{'host per node':<{width}}{_gib(host):>11}{_gib(host):>10}  offloaded")
     ac = "on" if plan.config_uses_ac else "off"
     verdict = "fits" if plan.fits() else "DOES NOT FIT"
     tail = ["", f"With the config's activation checkpointing ({ac}): {verdict}."]

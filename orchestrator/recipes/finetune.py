@@ -18,9 +18,11 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from omegaconf import DictConfig, OmegaConf
+from torch.distributed.fsdp import FSDPModule
 from torch.distributed.tensor import DTensor
 
 from modeling.data import CROSS_ENTROPY_IGNORE_IDX
+from modeling.modules.attention_masks import packed_attention_mask
 from modeling.peft import get_adapter_params, set_trainable_params
 from modeling.sharding import (
     apply_activation_checkpointing,
@@ -31,11 +33,13 @@ from modeling.sharding import (
 from orchestrator.datasets import ShardedSampler, StatefulDataLoader
 from orchestrator.datasets.collate import padded_collate_packed, padded_collate_sft
 from orchestrator.preflight import require_checkpointer
+from orchestrator.progress import header_record
 from orchestrator.training.device_mesh import device_mesh
 from orchestrator.training.loss import shift_labels
 from orchestrator.training.meta_model import build_on_meta
-from orchestrator.training.metric_logger import MetricLogger
+from orchestrator.training.metric_logger import metric_logger_for
 from orchestrator.training.outputs import write_outputs
+from orchestrator.training.profiler import profiler_from_config
 from orchestrator.training.session import Session
 from orchestrator.training.train_state import load_train_state, save_train_state
 
@@ -85,10 +89,11 @@ def finetune(config: dict | DictConfig, session: Session) -> dict[str, Any]:
         set_trainable_params(model, adapters)
     if cfg.get("enable_activation_checkpointing", False):
         apply_activation_checkpointing(model)
+    offload = bool(cfg.get("fsdp_cpu_offload", False))
     if distributed:
-        mesh = device_mesh(device, session.world_size, session.node_id)
-        shard_decoder(model, mesh=mesh, param_dtype=dtype if on_gpu else None)
-    materialize(model, device)
+        mesh = device_mesh(device, session.world_size, session.node_id, cfg.get("sharding"))
+        shard_decoder(model, mesh=mesh, param_dtype=dtype if on_gpu else None, cpu_offload=offload)
+    materialize(model, device, params_on_host=offload and distributed)
     checkpointer = require_checkpointer(instantiate(cfg.checkpointer), cfg)
     checkpointer.load_into(model)  # each rank reads only the rows its shards own
     assert_nothing_on_meta(model)
@@ -120,7 +125,11 @@ def finetune(config: dict | DictConfig, session: Session) -> dict[str, Any]:
 
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = instantiate(cfg.optimizer, params)
-    scheduler = instantiate(cfg.lr_scheduler, optimizer, num_training_steps=plan.total_steps)
+    scheduler = (  # torchtune's full fine-tune configs have none: a constant learning rate
+        instantiate(cfg.lr_scheduler, optimizer, num_training_steps=plan.total_steps)
+        if cfg.get("lr_scheduler") is not None
+        else torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    )
     loss_fn = instantiate(cfg.loss)
 
     step = 0
@@ -132,59 +141,77 @@ def finetune(config: dict | DictConfig, session: Session) -> dict[str, Any]:
         step = extra["step"]
         scheduler.load_state_dict(extra["scheduler"])
         loader.load_state_dict(extra["data"])
-    logger = MetricLogger(cfg.output_dir) if session.rank == 0 else None
+    logger = metric_logger_for(cfg) if session.rank == 0 else None
     if logger:
         logger.start(first_step=step + 1)
+        session.progress(
+            header_record(
+                cfg,
+                model,
+                world_size=session.world_size,
+                device=device.type,
+                total_steps=plan.total_steps,
+                first_step=step + 1,
+            )
+        )
 
     model.train()
     metrics: dict[str, Any] = {}
     batches = _batches(loader, plan, step)
     save_every = cfg.get("save_every_n_steps") or 0
+    log_every = cfg.get("log_every_n_steps") or 1
+    window = _Window()
+    profiler = profiler_from_config(cfg.get("profiler"), session.rank)  # a no-op when disabled
+    profiler.start()
     while step < plan.total_steps:
         step += 1
-        start = time.perf_counter()
-        if on_gpu:
-            torch.cuda.reset_peak_memory_stats(device)
         micro = [next(batches) for _ in range(plan.grad_accum)]
-        loss_sum, tokens = _accumulate(model, loss_fn, micro, device, session.world_size)
-        if not math.isfinite(loss_sum):
-            raise NonFiniteLossError(
-                f"Loss is {loss_sum} at step {step}; lower optimizer.lr, set clip_grad_norm, "
-                f"or check the data for empty or corrupt samples"
-            )
+        loss_sum, label_tokens, tokens = _accumulate(
+            model, loss_fn, micro, device, session.world_size, defer_sync=is_lora
+        )
         grad_norm = None
         if cfg.get("clip_grad_norm") is not None:
             grad_norm = torch.nn.utils.clip_grad_norm_(params, float(cfg.clip_grad_norm))
-            grad_norm = (
-                grad_norm.full_tensor() if isinstance(grad_norm, DTensor) else grad_norm
-            ).item()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         scheduler.step()
-        elapsed = time.perf_counter() - start
+        profiler.step()
+        window.add(tokens)
+        saving = save_every and step % save_every == 0 and step < plan.total_steps
+        if not (step % log_every == 0 or step == plan.total_steps or saving):
+            continue  # no host sync on steps that are neither logged nor saved
+        # The one host sync of a logged step: every rank joins the reductions.
+        loss = (_all_reduce(loss_sum) / label_tokens.clamp(min=1)).item()
+        if not math.isfinite(loss):
+            raise NonFiniteLossError(
+                f"Loss is {loss} at step {step}; lower optimizer.lr, set clip_grad_norm, "
+                f"or check the data for empty or corrupt samples"
+            )
         metrics = {
             "step": step,
             "epoch": (step - 1) // plan.steps_per_epoch,
-            "loss": loss_sum,
+            "loss": loss,
             "lr": optimizer.param_groups[0]["lr"],
-            "tokens_per_second": tokens / elapsed,
-            "step_time_s": elapsed,
+            **window.rates(),
             "peak_memory_gib": _peak_memory_gib(device),
             "total_steps": plan.total_steps,
         }
+        if on_gpu:
+            torch.cuda.reset_peak_memory_stats(device)  # the next window's peak is its own
         if grad_norm is not None:
-            metrics["grad_norm"] = grad_norm
-        if logger and (step % cfg.get("log_every_n_steps", 1) == 0 or step == plan.total_steps):
+            metrics["grad_norm"] = _scalar(grad_norm)
+        if logger:
             logger.log(metrics)
             session.progress(metrics)
-        if save_every and step % save_every == 0 and step < plan.total_steps:
+        if saving:
             extra = {"step": step, "scheduler": scheduler.state_dict(), "data": loader.state_dict()}
             if logger:
                 logger.flush()
             _report_checkpoint(session, metrics, model, optimizer, extra, is_lora)
 
+    profiler.stop()
     if logger:
-        logger.flush()
+        logger.close()
     write_outputs(cfg, model, checkpointer, session.rank, is_lora)
     return metrics
 
@@ -222,37 +249,88 @@ def _batches(loader: StatefulDataLoader, plan: Plan, done_steps: int):
         epoch, taken = epoch + 1, 0
 
 
-def _accumulate(model, loss_fn, micro_batches, device, world_size) -> tuple[float, int]:
-    """Forward/backward over the micro-batches of one optimizer step.
+def _accumulate(
+    model, loss_fn, micro_batches, device, world_size, *, defer_sync: bool
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Forward/backward over the micro-batches of one optimizer step, without a host sync.
 
     The summed loss is divided by the number of label tokens of the whole global batch
     (all micro-batches on all workers), and multiplied by the worker count to undo FSDP's
-    gradient averaging, so the update is the same however the batch is split.
+    gradient averaging, so the update is the same however the batch is split. Label
+    tokens are counted on the host from the batches, before they move to the device.
+
+    Gradients are reduced across ranks once, after the last micro-batch, when the
+    trainable parameters are adapters (``defer_sync``, through FSDP2's
+    ``set_requires_gradient_sync``): holding
+    their unsharded gradients costs little. A full fine-tune reduces after every
+    micro-batch, since deferring would hold the whole model's unsharded gradients.
+
+    Returns:
+        This rank's summed loss (on the device; not yet reduced), the global batch's
+        label-token count (reduced, on the reduction device), and the input tokens of
+        the global batch.
     """
-    labels = [shift_labels(b["labels"]).to(device) for b in micro_batches]
-    local_tokens = torch.tensor(
-        float(sum((lab != CROSS_ENTROPY_IGNORE_IDX).sum() for lab in labels))
-    )
-    global_tokens = _all_reduce(local_tokens.clone())
-    total = torch.zeros((), dtype=torch.float32)
+    labels = [shift_labels(b["labels"]) for b in micro_batches]
+    local_tokens = sum(int((lab != CROSS_ENTROPY_IGNORE_IDX).sum()) for lab in labels)
+    global_tokens = _all_reduce(torch.tensor(float(local_tokens)))
+    scale = (world_size / global_tokens.clamp(min=1)).to(device)
+    defer_sync = defer_sync and isinstance(model, FSDPModule) and len(micro_batches) > 1
+    total = torch.zeros((), dtype=torch.float32, device=device)
     input_tokens = 0
-    for batch, label in zip(micro_batches, labels, strict=True):
-        tokens = batch["tokens"].to(device)
+    for index, (batch, label) in enumerate(zip(micro_batches, labels, strict=True)):
+        if defer_sync:
+            model.set_requires_gradient_sync(index == len(micro_batches) - 1)
+        tokens = batch["tokens"].to(device, non_blocking=True)
+        label = label.to(device, non_blocking=True)
         input_tokens += tokens.numel()
         kwargs = {k: batch[k].to(device) for k in ("mask", "input_pos") if k in batch}
+        if "document_ids" in batch:  # packed: one mask per batch, shared by every layer
+            kwargs["mask"] = packed_attention_mask(batch["document_ids"].to(device))
         scored = label != CROSS_ENTROPY_IGNORE_IDX  # logits only where a label takes loss
         loss = loss_fn(model(tokens, output_mask=scored, **kwargs), label[scored])
-        (loss * world_size / global_tokens.clamp(min=1)).backward()
-        total += loss.detach().float().cpu()
-    return (_all_reduce(total) / global_tokens.clamp(min=1)).item(), input_tokens * world_size
+        (loss * scale).backward()
+        total += loss.detach().float()
+    return total, global_tokens, input_tokens * world_size
+
+
+class _Window:
+    """Tokens and wall time since the last logged step, for honest rates on any device.
+
+    Read only after a host sync (the logged step's), so on a GPU the time covers the
+    kernels the steps queued, not just their launches.
+    """
+
+    def __init__(self) -> None:
+        self.tokens = 0
+        self.steps = 0
+        self.start = time.perf_counter()
+
+    def add(self, tokens: int) -> None:
+        """Count one optimizer step of ``tokens`` input tokens."""
+        self.tokens += tokens
+        self.steps += 1
+
+    def rates(self) -> dict[str, float]:
+        """Tokens per second and seconds per step over the window; then start a new one."""
+        elapsed = time.perf_counter() - self.start
+        rates = {
+            "tokens_per_second": self.tokens / elapsed,
+            "step_time_s": elapsed / max(self.steps, 1),
+        }
+        self.tokens, self.steps, self.start = 0, 0, time.perf_counter()
+        return rates
+
+
+def _scalar(value: torch.Tensor) -> float:
+    """A reduced scalar on the host (a DTensor norm is gathered: every rank must call this)."""
+    return (value.full_tensor() if isinstance(value, DTensor) else value).item()
 
 
 def _all_reduce(value: torch.Tensor) -> torch.Tensor:
+    """Sum ``value`` over ranks, on the reduction backend's device (no copy back to host)."""
     if dist.is_available() and dist.is_initialized():
-        backend_device = "cuda" if dist.get_backend() == "nccl" else "cpu"
-        moved = value.to(backend_device)
-        dist.all_reduce(moved)
-        return moved.cpu()
+        value = value.to("cuda" if dist.get_backend() == "nccl" else "cpu")
+        dist.all_reduce(value)
     return value
 
 

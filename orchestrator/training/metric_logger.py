@@ -3,6 +3,9 @@
 ``output_dir`` may be a URI: then the file is kept in node-local scratch and uploaded
 whole at each :meth:`MetricLogger.flush` (every checkpoint and the end of the run); the
 driver draws live progress from the records the session sends it, not from this file.
+A config's ``metric_logger`` (torchtune's ``DiskLogger``, ``WandBLogger``,
+``TensorBoardLogger``, ...; see :mod:`orchestrator.training.logger_backends`) gets every
+logged step too.
 """
 
 import io
@@ -11,7 +14,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from omegaconf import DictConfig
+
 from modeling.storage.paths import StoragePath, as_path
+from orchestrator.training.logger_backends import LoggerBackend
 
 METRICS_FILE = "metrics.jsonl"
 LOSS_CURVE_FILE = "loss_curve.png"
@@ -25,11 +31,12 @@ class MetricLogger:
 
     Args:
         output_dir: The run's output directory (local path or URI).
-        **ignored: Arguments of torchtune's loggers (``log_dir``, ``project``, ...), which
-            configs map to this logger; they do not change where metrics go.
+        backend: A torchtune-style logger (``log_dict``, ``close``) that gets each logged
+            step's numbers as well, e.g. the config's ``metric_logger``.
     """
 
-    def __init__(self, output_dir: str | Path, **ignored: Any) -> None:
+    def __init__(self, output_dir: str | Path, backend: LoggerBackend | None = None) -> None:
+        self.backend = backend
         self.target = as_path(output_dir) / METRICS_FILE
         if isinstance(self.target, StoragePath):
             self.path = Path(tempfile.mkdtemp(prefix="tunefleet-metrics-")) / METRICS_FILE
@@ -46,14 +53,45 @@ class MetricLogger:
         self.flush()
 
     def log(self, metrics: dict[str, Any]) -> None:
-        """Append one step's metrics."""
+        """Append one step's metrics; the backend gets its numbers (all but ``step``)."""
         with open(self.path, "a") as f:
             f.write(json.dumps(metrics) + "\n")
+        if self.backend is not None:
+            scalars = {
+                key: value
+                for key, value in metrics.items()
+                if key != "step" and isinstance(value, int | float) and not isinstance(value, bool)
+            }
+            self.backend.log_dict(scalars, step=metrics["step"])
 
     def flush(self) -> None:
         """Upload the file when ``output_dir`` is a URI (locally it is always current)."""
         if self.path != self.target:
             self.target.write_bytes(self.path.read_bytes())
+        flush_backend = getattr(self.backend, "flush", None)
+        if flush_backend is not None:
+            flush_backend()
+
+    def close(self) -> None:
+        """Flush, then close the backend (its run ends: nothing is logged after)."""
+        self.flush()
+        if self.backend is not None:
+            self.backend.close()
+            self.backend = None
+
+
+def metric_logger_for(cfg: DictConfig) -> MetricLogger:
+    """Rank 0's logger of a run: ``metrics.jsonl`` plus the config's ``metric_logger``.
+
+    The ``metric_logger`` component (when the config has one) is built here, on rank 0
+    only as in torchtune's recipes, and records the config with ``log_config``.
+    """
+    from orchestrator.config import instantiate
+
+    backend = instantiate(cfg.metric_logger) if cfg.get("metric_logger") is not None else None
+    if backend is not None:
+        backend.log_config(cfg)
+    return MetricLogger(cfg.output_dir, backend=backend)
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:

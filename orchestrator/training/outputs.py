@@ -1,5 +1,6 @@
 """What a finished run leaves behind: its checkpointer's outputs and the loss curve."""
 
+import json
 from typing import Any
 
 import torch.distributed as dist
@@ -9,6 +10,7 @@ from modeling.builders import LORA_OPTIONS
 from modeling.checkpointing import ADAPTER_DIR, MERGED_DIR, Checkpointer
 from modeling.peft import LoRALinear
 from modeling.storage.paths import as_path
+from modeling.tokenizers.hf_export import hf_tokenizer_files
 from orchestrator.training.metric_logger import LOSS_CURVE_FILE, METRICS_FILE, plot_loss_curve
 
 __all__ = ["ADAPTER_DIR", "MERGED_DIR", "write_outputs"]
@@ -23,6 +25,9 @@ def write_outputs(
 
     ``cfg.output_dir`` is the one place outputs go, whatever the checkpointer's own
     ``output_dir`` says. Every rank calls this: the checkpointer's gathers are collectives.
+    Both directories get Hugging Face tokenizer files made from the run's tokenizer
+    (:func:`~modeling.tokenizers.hf_export.hf_tokenizer_files`), written before each is
+    published, so ``AutoTokenizer`` loads them whatever files the base came with.
     """
     output_dir = as_path(cfg.output_dir)
     checkpointer.write_outputs(
@@ -31,11 +36,21 @@ def write_outputs(
         rank=rank,
         lora_config=_lora_config(cfg, model) if is_lora else None,
         max_shard_size=cfg.get("max_shard_size"),
+        extra_files=tokenizer_files(cfg, checkpointer) if rank == 0 else None,
     )
     if rank == 0:
         plot_loss_curve(output_dir / METRICS_FILE, output_dir / LOSS_CURVE_FILE)
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
+
+
+def tokenizer_files(cfg: DictConfig, checkpointer: Checkpointer) -> dict[str, bytes]:
+    """The run's tokenizer as Hugging Face files, with the base's generation settings kept."""
+    from orchestrator.config import instantiate
+
+    generation_path = checkpointer.checkpoint_dir / "generation_config.json"
+    generation = json.loads(generation_path.read_text()) if generation_path.is_file() else None
+    return hf_tokenizer_files(instantiate(cfg.tokenizer), generation)
 
 
 def _lora_config(cfg: DictConfig, model) -> dict[str, Any]:

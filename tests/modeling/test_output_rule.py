@@ -106,3 +106,21 @@ def test_run_whose_outputs_would_land_in_its_base_is_refused(tmp_path):
     )
     assert_refused(result, "is inside the input", str(assets / "model"))
     assert digest(assets / "model") == before
+
+
+def test_each_command_says_which_outputs_are_its_own(tmp_path):
+    from modeling.checkpointing.atomic import COMPLETE_MARKER
+    from modeling.checkpointing.output_rule import check_output_directory
+
+    marked = {"recognise": lambda names: COMPLETE_MARKER in names, "fix": "do X"}
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "config.json").write_text("{}")
+    check_output_directory(model_dir, [])  # a model directory: replaceable by default
+    with pytest.raises(ValueError, match=r"holds files .*\(config.json\).* or do X"):
+        check_output_directory(model_dir, [], **marked)  # but not this command's own
+    (model_dir / COMPLETE_MARKER).write_text("complete\n")
+    (model_dir / "README.md").write_text("from the repo")
+    check_output_directory(model_dir, [], **marked)
+    with pytest.raises(ValueError, match=r"README.md.*--force"):
+        check_output_directory(model_dir, [])

@@ -99,6 +99,7 @@ def run_two_ranks(lora_kwargs, tmp_path):
         dict(lora_attn_modules=["q_proj", "v_proj"], apply_lora_to_mlp=True, lora_rank=4),
         dict(lora_attn_modules=["q_proj"], lora_rank=4, use_dora=True),
         dict(lora_attn_modules=["q_proj", "k_proj"], lora_rank=4, quantize_base=True),
+        dict(lora_attn_modules=["q_proj"], lora_rank=4, quantize_base=True, use_dora=True),
     ],
 )
 def test_sharded_streaming_load_matches_unsharded_model(lora_kwargs, tmp_path):

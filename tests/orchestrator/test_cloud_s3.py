@@ -15,7 +15,7 @@ from orchestrator import finetune
 from tests.orchestrator.recipe_fixtures import kill_a_worker_once_past, s3_overrides
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
-RUN = ["batch_size=4", "max_steps_per_epoch=30", "save_every_n_steps=10"]
+RUN = ["batch_size=3", "max_steps_per_epoch=30", "save_every_n_steps=10"]
 
 
 def adapter_of(bucket, out, tmp_path):

@@ -33,19 +33,38 @@ EXPECTED = [
     "llama3/8B_lora",
     "llama3/8B_qlora",
     "llama3/70B_lora",
+    "llama3_1/8B_full",
+    "llama3_1/8B_lora",
+    "llama3_1/8B_qlora",
+    "llama3_1/70B_lora",
+    "llama3_2/1B_full",
+    "llama3_2/1B_lora",
+    "llama3_2/3B_lora",
+    "llama3_3/70B_lora",
     "mistral/7B_full",
     "mistral/7B_lora",
     "mistral/7B_qlora",
     "phi3/mini_full",
     "phi3/mini_lora",
     "phi3/mini_qlora",
+    "qwen2_5/0.5B_full",
+    "qwen2_5/0.5B_lora",
+    "qwen2_5/1.5B_lora",
+    "qwen2_5/3B_lora",
+    "qwen2_5/7B_full",
+    "qwen2_5/7B_lora",
+    "qwen2_5/7B_qlora",
+    "qwen2_5/14B_lora",
+    "qwen2_5/32B_lora",
+    "qwen2_5/72B_lora",
 ]
 # The keys the recipe and launcher read; every shipped config sets exactly these.
 RUN_KEYS = {
     "output_dir", "model", "tokenizer", "checkpointer", "dataset", "seed", "shuffle",
     "batch_size", "epochs", "max_steps_per_epoch", "gradient_accumulation_steps",
     "clip_grad_norm", "optimizer", "lr_scheduler", "loss", "enable_activation_checkpointing",
-    "compile", "dtype", "log_every_n_steps", "save_every_n_steps", "max_failures",
+    "compile", "fsdp_cpu_offload", "sharding", "dtype", "log_every_n_steps",
+    "save_every_n_steps", "max_failures",
     "num_workers", "gpus_per_worker", "run_name", "storage",
 }  # fmt: skip
 REPO = Path(__file__).resolve().parents[2]
@@ -115,7 +134,7 @@ def test_model_configs_match_their_name(name):
     builder = cfg.model._component_
     assert builder.startswith(f"modeling.{family}.")
     prefix = {"full": "", "lora": "lora_", "qlora": "qlora_"}[method]
-    assert builder == f"modeling.{family}.{prefix}{family}_{size.lower()}"
+    assert builder == f"modeling.{family}.{prefix}{family}_{size.lower().replace('.', '_')}"
     assert default_recipe(cfg) == ("full_finetune" if method == "full" else "lora_finetune")
     assert cfg.checkpointer._component_ == "modeling.checkpointing.FullModelHFCheckpointer"
     assert cfg.checkpointer.checkpoint_dir.startswith("/tmp/")
@@ -181,11 +200,11 @@ def test_demo_config_values():
     assert cfg.checkpointer.checkpoint_dir == "/tmp/tunefleet/demo-assets/model"
     assert cfg.tokenizer.path == "/tmp/tunefleet/demo-assets/tokenizer.model"
     assert cfg.model._component_ == "modeling.llama3.lora_llama3_tiny"
-    assert cfg.dataset._component_ == "orchestrator.datasets.alpaca_dataset"
+    assert cfg.dataset._component_ == "orchestrator.datasets.instruct_dataset"
     assert cfg.dataset.source.endswith("orchestrator/data/demo_instructions.json")
     assert Path(cfg.dataset.source).is_absolute()
-    assert (cfg.num_workers, cfg.gpus_per_worker, cfg.batch_size, cfg.epochs) == (2, 0, 4, 3)
-    assert (cfg.max_steps_per_epoch, cfg.save_every_n_steps, cfg.dtype) == (None, 25, "fp32")
+    assert (cfg.num_workers, cfg.gpus_per_worker, cfg.batch_size, cfg.epochs) == (2, 0, 4, 15)
+    assert (cfg.max_steps_per_epoch, cfg.save_every_n_steps, cfg.dtype) == (None, 50, "fp32")
     assert cfg.optimizer.lr == pytest.approx(1e-2)
     assert cfg.dataset.train_on_input is False
     assert cfg.lr_scheduler.num_warmup_steps == 3

@@ -92,8 +92,11 @@ def test_alias_table_targets():
         scheduler
     )
     wandb = alias_for("torchtune.training.metric_logging.WandBLogger")
-    assert wandb.target == "orchestrator.training.metric_logger.MetricLogger"
-    assert wandb.drop_args and "metrics.jsonl" in wandb.note
+    assert wandb.target == "orchestrator.training.logger_backends.WandBLogger"
+    assert wandb.note is None
+    assert alias_for("torchtune.training.setup_torch_profiler").target == (
+        "orchestrator.training.profiler.setup_torch_profiler"
+    )
     assert alias_for("bitsandbytes.optim.PagedAdamW").target == "torch.optim.AdamW"
     assert alias_for("torch.optim.AdamW") is None
     # every exact alias names a module of this project or torch
@@ -142,9 +145,13 @@ def test_aliased_typo_names_both_paths():
     assert "Did you mean 'lora_llama3_8b'" in message
 
 
-def test_unmapped_torchtune_path_is_an_error_listing_supported_ones():
-    with pytest.raises(ConfigError, match=r"no Tunefleet equivalent.*torchtune.models\.\*"):
+def test_unmapped_torchtune_path_is_one_line_pointing_at_the_docs():
+    with pytest.raises(ConfigError) as err:
         resolve_component("torchtune.modules.peft.LoRALinear")
+    assert str(err.value) == (
+        "torchtune.modules.peft.LoRALinear is a torchtune path with no Tunefleet equivalent. "
+        "The supported ones are listed in docs/torchtune_compatibility.md"
+    )
 
 
 @pytest.mark.parametrize(
@@ -264,12 +271,13 @@ def test_paged_optimizer_is_replaced_with_a_warning():
     assert type(optimizer) is torch.optim.AdamW
 
 
-def test_torchtune_logger_is_replaced_and_its_arguments_dropped(tmp_path):
-    metrics = pytest.importorskip("orchestrator.training.metric_logger")
-    node = {"_component_": "torchtune.training.metric_logging.DiskLogger", "log_dir": "/nowhere"}
-    with pytest.warns(UserWarning, match="MetricLogger"):
-        logger = instantiate(node, output_dir=tmp_path)
-    assert isinstance(logger, metrics.MetricLogger)
+def test_torchtune_logger_builds_ours_with_its_arguments(tmp_path):
+    backends = pytest.importorskip("orchestrator.training.logger_backends")
+    node = {"_component_": "torchtune.training.metric_logging.DiskLogger", "log_dir": tmp_path}
+    logger = instantiate(node, filename="run.txt")
+    assert isinstance(logger, backends.DiskLogger)
+    assert logger.path_to_log_file() == tmp_path / "run.txt"
+    logger.close()
 
 
 def test_check_call_reports_each_problem():
@@ -451,10 +459,6 @@ enable_activation_checkpointing: False
 """
     )
     cfg = load_config(path)
-    notes = validate_config(cfg)
-    assert notes == [
-        "metric_logger: DiskLogger is replaced by Tunefleet's MetricLogger, which writes "
-        "metrics.jsonl under output_dir and prints to the terminal; its arguments are ignored"
-    ]
+    assert validate_config(cfg) == []
     assert default_recipe(cfg) == "lora_finetune"
     assert resolve_component(cfg.checkpointer._component_).__name__ == "FullModelHFCheckpointer"

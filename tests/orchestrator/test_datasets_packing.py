@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from modeling.modules.attention_masks import packed_attention_mask
 from orchestrator.datasets import (
     PackedDataset,
     block_causal_mask,
@@ -90,15 +91,17 @@ def test_block_causal_mask_blocks_other_documents():
 def test_collate_packed_batches_masks_and_positions():
     packed = PackedDataset(docs(3, 4, 2, 5, 1), max_seq_len=8)
     batch = padded_collate_packed([packed[0], packed[1]])
-    assert set(batch) == {"tokens", "labels", "input_pos", "mask"}
+    assert set(batch) == {"tokens", "labels", "input_pos", "document_ids"}
     assert batch["tokens"].shape == (2, 8) and batch["input_pos"].shape == (2, 8)
-    assert batch["mask"].shape == (2, 8, 8) and batch["mask"].dtype == torch.bool
+    assert batch["document_ids"].tolist() == [[0, 0, 0, 1, 1, 1, 1, 2], [0, 0, 1, 1, 1, 1, 1, 2]]
+    mask = packed_block_causal_mask([packed[0]["seq_lens"], packed[1]["seq_lens"]])
+    assert mask.shape == (2, 8, 8) and mask.dtype == torch.bool
     for b in range(2):
         doc = batch["tokens"][b]
         # No query attends a key of another document (padding counts as one).
         for q in range(8):
             for k in range(8):
-                if batch["mask"][b, q, k]:
+                if mask[b, q, k]:
                     assert k <= q and doc[k] == doc[q]
         # Positions restart at every document boundary.
         assert torch.equal(batch["input_pos"][b], packed[b]["input_pos"])
@@ -122,8 +125,9 @@ def test_packed_model_forward_equals_documents_alone():
     packed = PackedDataset(samples, max_seq_len=16)
     assert len(packed) == 1
     batch = padded_collate_packed([packed[0]])
+    mask = packed_attention_mask(batch["document_ids"])  # the recipe's mask for this device
     with torch.no_grad():
-        logits = model(batch["tokens"], mask=batch["mask"], input_pos=batch["input_pos"])
+        logits = model(batch["tokens"], mask=mask, input_pos=batch["input_pos"])
         offset = 0
         for sample in samples:
             n = len(sample["tokens"])

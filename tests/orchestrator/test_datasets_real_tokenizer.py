@@ -98,7 +98,7 @@ def test_truncation_and_packing_with_llama2_tokenizer(tokenizer_path, alpaca_fil
     assert all(len(ds[i]["tokens"]) <= 24 for i in range(len(ds)))
     packed = alpaca_dataset(tok, source=alpaca_file, packed=True, max_seq_len=64)
     batch = padded_collate_packed([packed[0], packed[1]])
-    assert batch["tokens"].shape == (2, 64) and batch["mask"].shape == (2, 64, 64)
+    assert batch["tokens"].shape == (2, 64) and batch["document_ids"].shape == (2, 64)
     assert int(batch["tokens"].max()) < 320  # ids within the vocab, pad id included
 
 

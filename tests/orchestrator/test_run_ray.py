@@ -28,12 +28,12 @@ def adapter(out):
 
 @pytest.fixture(scope="module")
 def two_worker_run(demo_assets_dir, tmp_path_factory):
-    """A 2-worker FSDP2 LoRA run: 4 samples per worker, checkpoint every 10 of 30 steps."""
+    """A 2-worker FSDP2 LoRA run: 3 samples per worker, checkpoint every 10 of 30 steps."""
     out = tmp_path_factory.mktemp("two")
     result = finetune(
         "demo",
         overrides(
-            demo_assets_dir, out, "batch_size=4", "max_steps_per_epoch=30", "save_every_n_steps=10"
+            demo_assets_dir, out, "batch_size=3", "max_steps_per_epoch=30", "save_every_n_steps=10"
         ),
         num_workers=2,
     )
@@ -49,7 +49,7 @@ def test_two_workers_match_one_worker_with_the_same_global_batch(
         overrides(
             demo_assets_dir,
             tmp_path,
-            "batch_size=8",
+            "batch_size=6",
             "max_steps_per_epoch=30",
             "save_every_n_steps=null",
         ),
@@ -77,7 +77,7 @@ def test_killed_worker_resumes_to_the_same_adapter(two_worker_run, demo_assets_d
         overrides(
             demo_assets_dir,
             tmp_path,
-            "batch_size=4",
+            "batch_size=3",
             "max_steps_per_epoch=30",
             "save_every_n_steps=10",
             "max_failures=1",
@@ -99,7 +99,7 @@ def test_failed_run_resumes_when_started_again_with_its_run_name(
     args = overrides(
         demo_assets_dir,
         tmp_path,
-        "batch_size=4",
+        "batch_size=3",
         "max_steps_per_epoch=30",
         "save_every_n_steps=10",
         "max_failures=0",
@@ -294,3 +294,11 @@ def test_nan_loss_fails_the_run_and_names_the_step(demo_assets_dir, tmp_path):
     )
     assert result.exit_code == 1
     assert "at step" in result.output and "Loss is" in result.output, result.output
+
+
+def test_a_cpu_run_gives_every_core_to_its_workers():
+    from orchestrator.launcher import _cpus_per_worker
+
+    assert _cpus_per_worker(1, 0) == 2  # the session cluster has 2 CPUs
+    assert _cpus_per_worker(2, 0) == 1
+    assert _cpus_per_worker(1, 1) == 1  # a GPU worker computes on its GPU

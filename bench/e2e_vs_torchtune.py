@@ -1,0 +1,227 @@
+"""End to end: ``tune run lora_finetune`` next to torchtune's real ``lora_finetune_single_device``.
+
+Both commands run their shipped Llama 2 7B LoRA configs unchanged except for command-line
+overrides that point them at the same local files and shrink the model: a random
+Llama 2-shaped checkpoint (``--layers``/``--dim``, vocabulary 32,000: 45.4M parameters at
+the defaults) in Hugging Face format, a SentencePiece tokenizer trained here, and an
+Alpaca-style JSON file whose every sample is longer than ``--seq`` tokens, so each step
+is exactly ``--batch`` x ``--seq`` tokens on both sides. LoRA on q/v (rank 8), AdamW,
+float32, no activation checkpointing, every token scored (``train_on_input``).
+
+Throughput is input tokens per second over the steady steps (the first ``--warmup``
+steps dropped), from each side's own per-step log: our ``metrics.jsonl`` step times and
+torchtune's DiskLogger ``tokens_per_second_per_gpu`` (label tokens, which equal input
+tokens here less one per sample, corrected for). Wall time is the whole command, start-up
+included. torchtune runs from its own virtual environment (see DEVELOPERS.md):
+
+    python -m bench.e2e_vs_torchtune --torchtune-venv /tmp/ttvenv [--workers 2 --steps 30]
+"""
+
+import argparse
+import json
+import os
+import random
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+WORDS = 3000
+
+
+def make_assets(root: Path, args: argparse.Namespace) -> dict[str, Path]:
+    """Checkpoint, tokenizer and data shared by both runs (made once per ``root``)."""
+    root.mkdir(parents=True, exist_ok=True)
+    model_dir, tokenizer, data = root / "model", root / "tokenizer.model", root / "data.json"
+    rng = random.Random(0)
+    vocab = [
+        "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 9)))
+        for _ in range(WORDS)
+    ]
+    if not data.exists():
+        rows = [
+            {
+                "instruction": " ".join(rng.choices(vocab, k=40)),
+                "input": "",
+                "output": " ".join(rng.choices(vocab, k=2 * args.seq)),
+            }
+            for _ in range(args.batch * (args.steps + 2))
+        ]
+        data.write_text(json.dumps(rows))
+    if not tokenizer.exists():
+        import sentencepiece as spm
+
+        corpus = root / "corpus.txt"
+        corpus.write_text("\n".join(" ".join(rng.choices(vocab, k=30)) for _ in range(20_000)))
+        spm.SentencePieceTrainer.train(
+            input=str(corpus),
+            model_prefix=str(root / "tokenizer"),
+            vocab_size=4000,
+            model_type="bpe",
+            bos_id=1,
+            eos_id=2,
+            unk_id=0,
+            pad_id=-1,
+            hard_vocab_limit=False,
+            minloglevel=2,
+        )
+    if not (model_dir / "config.json").exists():
+        import torch
+        import transformers
+
+        config = transformers.LlamaConfig(
+            vocab_size=32_000,
+            hidden_size=args.dim,
+            intermediate_size=_intermediate(args.dim),
+            num_hidden_layers=args.layers,
+            num_attention_heads=args.heads,
+            num_key_value_heads=args.heads,
+            max_position_embeddings=args.seq,
+            rope_theta=10_000.0,
+        )
+        torch.manual_seed(0)
+        transformers.LlamaForCausalLM(config).save_pretrained(model_dir, safe_serialization=True)
+    return {"model": model_dir, "tokenizer": tokenizer, "data": data}
+
+
+def _intermediate(dim: int) -> int:
+    return 256 * ((int(8 * dim / 3) + 255) // 256)  # Llama 2's SwiGLU sizing
+
+
+def model_overrides(prefix: str, args: argparse.Namespace) -> list[str]:
+    """The shrunken model on either side (``+`` adds keys our config does not have)."""
+    sizes = {
+        "vocab_size": 32_000,
+        "num_layers": args.layers,
+        "num_heads": args.heads,
+        "num_kv_heads": args.heads,
+        "embed_dim": args.dim,
+        "max_seq_len": args.seq,
+        "intermediate_dim": _intermediate(args.dim),
+    }
+    return [
+        f"model._component_={prefix}.llama2.lora_llama2",
+        "model.lora_attn_modules=[q_proj,v_proj]",
+        "model.apply_lora_to_mlp=False",
+        *[f"+model.{k}={v}" for k, v in sizes.items()],
+    ]
+
+
+def run_ours(assets: dict, out: Path, args: argparse.Namespace) -> dict:
+    tune = Path(sys.executable).parent / "tune"
+    command = [
+        str(tune),
+        "run",
+        "lora_finetune",
+        "--config",
+        "llama2/7B_lora",
+        f"output_dir={out}",
+        f"tokenizer.path={assets['tokenizer']}",
+        f"tokenizer.max_seq_len={args.seq}",
+        f"checkpointer.checkpoint_dir={assets['model']}",
+        "dataset._component_=orchestrator.datasets.alpaca_dataset",
+        f"+dataset.source={assets['data']}",
+        "+dataset.train_on_input=True",
+        f"batch_size={args.batch // args.workers}",
+        "gradient_accumulation_steps=1",
+        f"max_steps_per_epoch={args.steps}",
+        "enable_activation_checkpointing=False",
+        "dtype=fp32",
+        "save_every_n_steps=0",
+        f"num_workers={args.workers}",
+        "gpus_per_worker=0",
+        *model_overrides("modeling", args),
+    ]
+    wall = _timed(command)
+    steps = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    times = [s["step_time_s"] for s in steps][args.warmup :]
+    return _summary(wall, times, args)
+
+
+def run_torchtune(assets: dict, out: Path, args: argparse.Namespace) -> dict:
+    tune = Path(args.torchtune_venv) / "bin" / "tune"
+    command = [
+        str(tune),
+        "run",
+        "lora_finetune_single_device",
+        "--config",
+        "llama2/7B_lora_single_device",
+        f"output_dir={out}",
+        f"tokenizer.path={assets['tokenizer']}",
+        f"tokenizer.max_seq_len={args.seq}",
+        f"checkpointer.checkpoint_dir={assets['model']}",
+        "checkpointer.checkpoint_files=[model.safetensors]",
+        "dataset._component_=torchtune.datasets.alpaca_dataset",
+        "dataset.source=json",
+        f"dataset.data_files={assets['data']}",
+        "dataset.train_on_input=True",
+        "dataset.split=train",
+        f"batch_size={args.batch}",
+        "gradient_accumulation_steps=1",
+        f"max_steps_per_epoch={args.steps}",
+        "enable_activation_checkpointing=False",
+        "dtype=fp32",
+        "device=cpu",
+        "optimizer.fused=False",
+        "seed=0",
+        *[o.replace("+model.", "model.") for o in model_overrides("torchtune.models", args)],
+    ]
+    wall = _timed(command)
+    log = next((out / "logs").glob("*.txt")).read_text()
+    rates = [float(x) for x in re.findall(r"tokens_per_second_per_gpu:([\d.]+)", log)]
+    label_per_input = (args.seq - 1) / args.seq  # torchtune counts label tokens
+    times = [args.batch * args.seq * label_per_input / r for r in rates][args.warmup :]
+    return _summary(wall, times, args)
+
+
+def _timed(command: list[str]) -> float:
+    start = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode:
+        sys.exit(f"{command[0]} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return time.perf_counter() - start
+
+
+def _summary(wall: float, step_times: list[float], args: argparse.Namespace) -> dict:
+    step = statistics.median(step_times)
+    return {
+        "wall_s": round(wall, 1),
+        "median_step_s": round(step, 3),
+        "tokens_per_second": round(args.batch * args.seq / step, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--torchtune-venv", default="/tmp/ttvenv")
+    parser.add_argument("--workdir", default="/tmp/tunefleet-bench-e2e")
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--dim", type=int, default=512)
+    parser.add_argument("--heads", type=int, default=8)
+    parser.add_argument("--seq", type=int, default=512)
+    parser.add_argument("--batch", type=int, default=4, help="global batch (samples)")
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--only", choices=("ours", "torchtune"))
+    args = parser.parse_args()
+    root = Path(args.workdir)
+    assets = make_assets(root / "assets", args)
+    results = {}
+    if args.only != "torchtune":
+        results["tunefleet"] = run_ours(assets, root / f"ours-{os.getpid()}", args)
+    if args.only != "ours":
+        results["torchtune"] = run_torchtune(assets, root / f"torchtune-{os.getpid()}", args)
+    if len(results) == 2:
+        ours, theirs = results["tunefleet"], results["torchtune"]
+        results["ratio_tokens_per_second"] = round(
+            ours["tokens_per_second"] / theirs["tokens_per_second"], 3
+        )
+        results["ratio_wall"] = round(theirs["wall_s"] / ours["wall_s"], 3)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,360 @@
+"""One prepared GPU check of the recipe, in-process on one rank, printing a JSON summary.
+
+It needs PyTorch and the Hugging Face libraries only (no Ray): the recipe function runs
+in this process with a one-rank NCCL process group (gloo on CPU), the way each Ray Train
+worker runs it. On a CUDA machine (about 4 minutes on one H200) it checks:
+
+- NF4 quantisation on CUDA equals the CPU's byte for byte (where the NF4 code runs);
+- LoRA, QLoRA, DoRA and full fine-tunes of a random ~1B Llama in bf16 with FSDP2 learn
+  (the loss falls on repeated data) and resume (a run resumed from its step-3 checkpoint
+  logs the uninterrupted run's later losses);
+- ``compile=True`` matches eager;
+- tokens/s and MFU for LoRA at 4 x 2048 tokens, next to transformers + PEFT on the same
+  weights and GPU;
+- the peak memory of that run next to ``tune plan --gpu h200``.
+
+Without CUDA it runs the same checks on a tiny model in float32 on the CPU, skipping
+what needs CUDA, so CI proves that it starts and that every path it drives works:
+
+    python bench/gpu_check.py [--out gpu_check.json] [--skip-throughput]
+
+Omegaconf, if the machine lacks it, travels as wheels (see docs/benchmarks.md).
+"""
+
+import argparse
+import importlib.util
+import json
+import os
+import random
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+# (layers, dim, heads, kv heads, mlp, vocab): ~1.1B parameters on GPU, tiny on CPU.
+GPU_SIZES = (16, 2048, 32, 8, 8192, 32_768)
+CPU_SIZES = (2, 64, 4, 2, 128, 1_024)
+LORA = [
+    "model.lora_attn_modules=[q_proj,k_proj,v_proj,output_proj]",
+    "model.apply_lora_to_mlp=True",
+]
+FULL = [
+    "model._component_=modeling.llama3.llama3",
+    *[f"~model.{k}" for k in ("lora_attn_modules", "apply_lora_to_mlp", "apply_lora_to_output")],
+    *[f"~model.{k}" for k in ("lora_rank", "lora_alpha", "lora_dropout")],
+    "optimizer.lr=2e-5",
+]
+METHODS = {
+    "lora": LORA,
+    "qlora": [*LORA, "+model.quantize_base=True"],
+    "dora": [*LORA, "+model.use_dora=True"],
+    "full": FULL,
+}
+H200_BF16_PEAK = 989e12  # dense bf16 FLOP/s, NVIDIA's datasheet
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, help="also write the summary here")
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--skip-throughput", action="store_true")
+    args = parser.parse_args()
+    cuda = torch.cuda.is_available()
+    device = torch.device("cuda", 0) if cuda else torch.device("cpu")
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="tunefleet-gpu-check-"))
+    started = time.perf_counter()
+    summary: dict = {
+        "device": torch.cuda.get_device_name(0) if cuda else "cpu",
+        "torch": torch.__version__,
+    }
+    _init_process_group(device)
+    try:
+        sizes = GPU_SIZES if cuda else CPU_SIZES
+        assets = make_assets(work / "assets", sizes, seq=2048 if cuda else 128, device=device)
+        summary["nf4_cuda_equals_cpu"] = check_nf4(cuda)
+        summary["methods"] = {m: check_method(m, assets, work, device, sizes) for m in METHODS}
+        summary["compile"] = check_compile(assets, work, device, sizes)
+        if not args.skip_throughput:
+            summary["throughput"] = check_throughput(assets, work, device, sizes)
+    finally:
+        dist.destroy_process_group()
+    summary["wall_s"] = round(time.perf_counter() - started, 1)
+    text = json.dumps(summary, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+
+
+def _init_process_group(device: torch.device) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+
+
+def make_assets(root: Path, sizes: tuple, seq: int, device: torch.device) -> dict:
+    """A random Llama checkpoint (transformers), a byte-level tokenizer, long samples."""
+    import base64
+
+    import transformers
+
+    layers, dim, heads, kv_heads, mlp, vocab = sizes
+    model_dir = root / "model"
+    if not (model_dir / "config.json").exists():
+        config = transformers.LlamaConfig(
+            vocab_size=vocab,
+            hidden_size=dim,
+            intermediate_size=mlp,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            num_key_value_heads=kv_heads,
+            max_position_embeddings=seq,
+            rope_theta=500_000.0,
+            tie_word_embeddings=False,
+        )
+        torch.manual_seed(0)
+        with torch.device(device):
+            hf = transformers.LlamaForCausalLM(config)
+        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+        hf.to(dtype).save_pretrained(model_dir, safe_serialization=True)
+        del hf
+    tokenizer = root / "tokenizer.model"  # 256 byte ranks: one token per character
+    tokenizer.write_text(
+        "".join(f"{base64.b64encode(bytes([b])).decode()} {b}\n" for b in range(256))
+    )
+    rng = random.Random(0)
+    words = [
+        "".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=rng.randint(2, 8))) for _ in range(200)
+    ]
+    rows = [
+        {
+            "instruction": " ".join(rng.choices(words, k=20)),
+            "input": "",
+            "output": " ".join(rng.choices(words, k=seq // 3)),
+        }
+        for _ in range(8)
+    ]
+    data = root / "data.json"
+    data.write_text(json.dumps(rows))
+    return {"model": model_dir, "tokenizer": tokenizer, "data": data, "seq": seq}
+
+
+def config(assets: dict, out: Path, sizes: tuple, *overrides: str, seq: int = 512, batch: int = 2):
+    """The shipped llama3/8B_lora config, pointed at the assets and resized."""
+    from orchestrator.config import load_config
+
+    layers, dim, heads, kv_heads, mlp, vocab = sizes
+    return load_config(
+        "llama3/8B_lora",
+        [
+            f"output_dir={out}",
+            f"checkpointer.checkpoint_dir={assets['model']}",
+            f"tokenizer.path={assets['tokenizer']}",
+            f"tokenizer.max_seq_len={seq}",
+            "dataset._component_=orchestrator.datasets.alpaca_dataset",
+            f"+dataset.source={assets['data']}",
+            "+dataset.train_on_input=True",
+            "model._component_=modeling.llama3.lora_llama3",
+            f"+model.vocab_size={vocab}",
+            f"+model.num_layers={layers}",
+            f"+model.num_heads={heads}",
+            f"+model.num_kv_heads={kv_heads}",
+            f"+model.embed_dim={dim}",
+            f"+model.intermediate_dim={mlp}",
+            f"+model.max_seq_len={assets['seq']}",
+            f"batch_size={batch}",
+            "gradient_accumulation_steps=1",
+            "epochs=100",
+            "max_steps_per_epoch=1",
+            "shuffle=False",
+            "optimizer.lr=1e-3",
+            "lr_scheduler.num_warmup_steps=0",
+            "save_every_n_steps=3",
+            "seed=0",
+            *overrides,
+        ],
+    )
+
+
+def run(cfg, checkpoint_root: Path, device: torch.device, steps: int) -> list[dict]:
+    """The recipe in this process for ``steps`` steps; its logged metrics, one per step."""
+    from omegaconf import OmegaConf
+
+    from orchestrator.recipes.finetune import finetune
+    from orchestrator.training.metric_logger import read_metrics
+    from orchestrator.training.session import LocalSession
+
+    cfg = OmegaConf.merge(cfg, {"epochs": steps})  # one step per epoch, the same batch
+    finetune(cfg, LocalSession(checkpoint_root=checkpoint_root, device=device, keep=10))
+    return read_metrics(Path(cfg.output_dir) / "metrics.jsonl")
+
+
+def check_nf4(cuda: bool) -> dict:
+    """NF4 packing of the same weights on both devices, byte for byte."""
+    if not cuda:
+        return {"skipped": "no CUDA"}
+    if importlib.util.find_spec("bitsandbytes") is None:
+        return {"skipped": "NF4 needs bitsandbytes, which is not installed"}
+    from modeling.peft.nf4 import NF4Weight
+
+    torch.manual_seed(0)
+    results = {}
+    for shape in ((4096, 4096), (1000, 1000)):
+        weight = torch.randn(shape, dtype=torch.bfloat16)
+        packed = []
+        for device in ("cpu", "cuda"):
+            nf4 = NF4Weight(*shape, dtype=torch.bfloat16, device=device)
+            nf4.quantize_(weight.to(device))
+            packed.append((nf4.packed.cpu(), nf4.absmax.cpu()))
+        results["x".join(map(str, shape))] = all(
+            torch.equal(a, b) for a, b in zip(packed[0], packed[1], strict=True)
+        )
+    return results
+
+
+def check_method(method: str, assets: dict, work: Path, device, sizes) -> dict:
+    """The method learns on a repeated batch and resumes exactly from its step-3 checkpoint."""
+    if method == "qlora" and importlib.util.find_spec("bitsandbytes") is None:
+        return {"skipped": "NF4 needs bitsandbytes, which is not installed"}
+    root = work / method
+    shutil.rmtree(root, ignore_errors=True)
+    cfg = config(assets, root / "straight", sizes, *METHODS[method])
+    straight = run(cfg, root / "ckpt", device, steps=6)
+    resumed_root = root / "ckpt-resumed"
+    resumed_root.mkdir(parents=True)
+    shutil.copytree(root / "ckpt" / "checkpoint_000003", resumed_root / "checkpoint_000003")
+    resumed = run(
+        config(assets, root / "resumed", sizes, *METHODS[method]), resumed_root, device, 6
+    )
+    losses = [m["loss"] for m in straight]
+    after = {m["step"]: m["loss"] for m in resumed if m["step"] > 3}
+    gap = max(abs(after[m["step"]] - m["loss"]) for m in straight if m["step"] > 3)
+    return {
+        "losses": [round(x, 4) for x in losses],
+        "learns": losses[-1] < losses[0],
+        "resume_max_loss_gap": gap,
+        "resumes": gap <= 1e-3 * max(1.0, abs(losses[-1])),
+        "peak_memory_gib": round(max(m["peak_memory_gib"] or 0 for m in straight), 2),
+    }
+
+
+def check_compile(assets: dict, work: Path, device, sizes) -> dict:
+    """LoRA with ``compile=True`` logs the eager run's losses (bf16 tolerance on GPU)."""
+    eager = run(
+        config(assets, work / "eager", sizes, *LORA, "save_every_n_steps=0"),
+        work / "eager-ckpt",
+        device,
+        4,
+    )
+    compiled = run(
+        config(assets, work / "compiled", sizes, *LORA, "save_every_n_steps=0", "compile=True"),
+        work / "compiled-ckpt",
+        device,
+        4,
+    )
+    gap = max(abs(a["loss"] - b["loss"]) for a, b in zip(eager, compiled, strict=True))
+    tolerance = 2e-2 if device.type == "cuda" else 1e-4
+    return {"max_loss_gap": gap, "matches": gap <= tolerance * max(1.0, eager[0]["loss"])}
+
+
+def check_throughput(assets: dict, work: Path, device, sizes) -> dict:
+    """LoRA at 4 x seq tokens: our tokens/s and MFU, transformers + PEFT's, and memory."""
+    from orchestrator.planning.planner import plan_memory
+
+    seq = assets["seq"]
+    cfg = config(
+        assets,
+        work / "speed",
+        sizes,
+        *LORA,
+        "save_every_n_steps=0",
+        "enable_activation_checkpointing=False",
+        seq=seq,
+        batch=4,
+    )
+    steps = 12 if device.type == "cuda" else 3
+    metrics = run(cfg, work / "speed-ckpt", device, steps)
+    ours = sorted(m["tokens_per_second"] for m in metrics[2:])[len(metrics[2:]) // 2]
+    theirs = _peft_tokens_per_second(assets, device, seq, steps)
+    flops_per_token = _lora_flops_per_token(sizes, seq)
+    gpu = "h200" if device.type == "cuda" else "cpu"
+    plan = plan_memory(cfg, nodes=1, gpus_per_node=1, gpu=gpu)
+    peak = max(m["peak_memory_gib"] or 0 for m in metrics)
+    result = {
+        "tokens": f"4x{seq}",
+        "tunefleet_tokens_per_second": round(ours, 1),
+        "transformers_peft_tokens_per_second": round(theirs, 1),
+        "ratio": round(ours / theirs, 3),
+        "peak_memory_gib": round(peak, 2),
+        "tune_plan_gib": round(plan.total(False) / 2**30, 2),
+    }
+    if device.type == "cuda":
+        result["tunefleet_mfu"] = round(ours * flops_per_token / H200_BF16_PEAK, 4)
+        result["transformers_peft_mfu"] = round(theirs * flops_per_token / H200_BF16_PEAK, 4)
+    return result
+
+
+def _lora_flops_per_token(sizes: tuple, seq: int) -> float:
+    """4 x frozen matmul params (no weight gradient) plus causal attention, per token."""
+    layers, dim, heads, kv_heads, mlp, vocab = sizes
+    head_dim = dim // heads
+    per_layer = dim * dim * 2 + 2 * dim * kv_heads * head_dim + 3 * dim * mlp
+    frozen = layers * per_layer + vocab * dim
+    attention = layers * 2 * 2 * seq * dim  # QK^T and AV, causal half of 2*seq*dim each, x3
+    return 4 * frozen + 3 * attention
+
+
+def _peft_tokens_per_second(assets: dict, device, seq: int, steps: int) -> float:
+    """Transformers' LlamaForCausalLM with PEFT LoRA (same targets, rank 8), same batch shape."""
+    import peft
+    import transformers
+
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    model = transformers.LlamaForCausalLM.from_pretrained(
+        assets["model"], torch_dtype=dtype, attn_implementation="sdpa"
+    ).to(device)
+    lora = peft.LoraConfig(
+        r=8,
+        lora_alpha=16,
+        target_modules=[
+            "q_proj",
+            "k_proj",
+            "v_proj",
+            "o_proj",
+            "gate_proj",
+            "up_proj",
+            "down_proj",
+        ],
+    )
+    model = peft.get_peft_model(model, lora)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    tokens = torch.randint(0, 256, (4, seq), device=device)
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        model(input_ids=tokens, labels=tokens).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    del model, optimizer
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    steady = sorted(times[2:] or times)
+    return tokens.numel() / steady[len(steady) // 2]
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    main()

@@ -1,0 +1,150 @@
+"""Generic Llama 3.1: Llama 3's architecture with Meta's scaled RoPE for a 128K context."""
+
+from modeling.builders import DecoderSpec, LoRASpec, build_decoder
+from modeling.llama3._component_builders import _intermediate_dim
+from modeling.modules import TransformerDecoder, llama3_rope_scaling
+
+
+def llama3_1(
+    *,
+    vocab_size: int,
+    num_layers: int,
+    num_heads: int,
+    num_kv_heads: int,
+    embed_dim: int,
+    max_seq_len: int,
+    intermediate_dim: int | None = None,
+    head_dim: int | None = None,
+    attn_dropout: float = 0.0,
+    norm_eps: float = 1e-5,
+    rope_base: float = 500_000.0,
+    scale_factor: float = 8.0,
+) -> TransformerDecoder:
+    """A Llama 3.1 decoder of any size (also Llama 3.3's).
+
+    Grouped-query attention, SwiGLU MLP, RMSNorm, and RoPE whose low frequencies are
+    stretched by ``scale_factor`` (:class:`~modeling.modules.Llama3ScaledRoPE`, low/high
+    frequency factors 1 and 4 over an 8192-token original context).
+
+    Args:
+        vocab_size: Tokens in the vocabulary.
+        num_layers: Decoder layers.
+        num_heads: Query heads.
+        num_kv_heads: Key/value heads (must divide ``num_heads``).
+        embed_dim: Model width.
+        max_seq_len: Longest sequence the rotary tables cover.
+        intermediate_dim: MLP width; when omitted, Meta's Llama 3 rule (8/3 x ``embed_dim``
+            x 1.3, rounded up to a multiple of 1024).
+        head_dim: Channels per head; ``embed_dim // num_heads`` when omitted.
+        attn_dropout: Attention dropout while training.
+        norm_eps: RMSNorm epsilon (default 1e-5).
+        rope_base: Rotary base, ``rope_theta`` (default 500000).
+        scale_factor: RoPE low-frequency stretch, ``rope_scaling.factor`` (default 8).
+
+    Returns:
+        The decoder, built on the current default device (``torch.device("meta")`` works).
+
+    Raises:
+        ValueError: Naming the argument, for sizes that cannot form a model.
+    """
+    return build_decoder(
+        DecoderSpec(
+            vocab_size=vocab_size,
+            num_layers=num_layers,
+            num_heads=num_heads,
+            num_kv_heads=num_kv_heads,
+            embed_dim=embed_dim,
+            max_seq_len=max_seq_len,
+            intermediate_dim=_intermediate_dim(intermediate_dim, embed_dim),
+            head_dim=head_dim,
+            attn_dropout=attn_dropout,
+            norm_eps=norm_eps,
+            rope_base=rope_base,
+            rope_scaling=llama3_rope_scaling(scale_factor),
+            family="llama3_1",
+        )
+    )
+
+
+def lora_llama3_1(
+    lora_attn_modules: list[str],
+    apply_lora_to_mlp: bool = False,
+    apply_lora_to_output: bool = False,
+    *,
+    vocab_size: int,
+    num_layers: int,
+    num_heads: int,
+    num_kv_heads: int,
+    embed_dim: int,
+    max_seq_len: int,
+    intermediate_dim: int | None = None,
+    head_dim: int | None = None,
+    attn_dropout: float = 0.0,
+    norm_eps: float = 1e-5,
+    rope_base: float = 500_000.0,
+    scale_factor: float = 8.0,
+    lora_rank: int = 8,
+    lora_alpha: float = 16.0,
+    lora_dropout: float = 0.0,
+    quantize_base: bool = False,
+    use_dora: bool = False,
+) -> TransformerDecoder:
+    """A Llama 3.1 decoder with LoRA on the chosen projections; the rest as :func:`llama3_1`.
+
+    Args:
+        lora_attn_modules: Attention projections to adapt, from ``q_proj``, ``k_proj``,
+            ``v_proj``, ``output_proj``.
+        apply_lora_to_mlp: Adapt the three MLP projections too.
+        apply_lora_to_output: Adapt the final vocabulary projection.
+        vocab_size: Tokens in the vocabulary.
+        num_layers: Decoder layers.
+        num_heads: Query heads.
+        num_kv_heads: Key/value heads (must divide ``num_heads``).
+        embed_dim: Model width.
+        max_seq_len: Longest sequence the rotary tables cover.
+        intermediate_dim: MLP width; when omitted, Meta's Llama 3 rule (8/3 x ``embed_dim``
+            x 1.3, rounded up to a multiple of 1024).
+        head_dim: Channels per head; ``embed_dim // num_heads`` when omitted.
+        attn_dropout: Attention dropout while training.
+        norm_eps: RMSNorm epsilon (default 1e-5).
+        rope_base: Rotary base, ``rope_theta`` (default 500000).
+        scale_factor: RoPE low-frequency stretch, ``rope_scaling.factor`` (default 8).
+        lora_rank: Adapter rank.
+        lora_alpha: Adapter scale numerator (the update is scaled by ``alpha / rank``).
+        lora_dropout: Dropout on adapter inputs.
+        quantize_base: Store the frozen projections as bitsandbytes NF4 (QLoRA).
+        use_dora: Learn DoRA magnitudes (one per output row) as well.
+
+    Returns:
+        The decoder, built on the current default device (``torch.device("meta")`` works).
+
+    Raises:
+        ValueError: Naming the argument, for impossible sizes or unknown LoRA options.
+    """
+    return build_decoder(
+        DecoderSpec(
+            vocab_size=vocab_size,
+            num_layers=num_layers,
+            num_heads=num_heads,
+            num_kv_heads=num_kv_heads,
+            embed_dim=embed_dim,
+            max_seq_len=max_seq_len,
+            intermediate_dim=_intermediate_dim(intermediate_dim, embed_dim),
+            head_dim=head_dim,
+            attn_dropout=attn_dropout,
+            norm_eps=norm_eps,
+            rope_base=rope_base,
+            rope_scaling=llama3_rope_scaling(scale_factor),
+            family="llama3_1",
+        ),
+        LoRASpec(
+            lora_attn_modules=lora_attn_modules,
+            apply_lora_to_mlp=apply_lora_to_mlp,
+            apply_lora_to_output=apply_lora_to_output,
+            lora_rank=lora_rank,
+            lora_alpha=lora_alpha,
+            lora_dropout=lora_dropout,
+            quantize_base=quantize_base,
+            use_dora=use_dora,
+        ),
+    )
