@@ -50,11 +50,12 @@ def shard_decoder(
         reduce_dtype: Dtype of gradient reduction (float32 keeps reductions exact).
         reshard_after_forward: Free gathered layer parameters after forward (ZeRO-3).
         cpu_offload: Keep sharded parameters, their gradients and so the optimizer state
-            in host memory (FSDP2's ``CPUOffloadPolicy``); each layer's parameters are
-            copied to the device for its all-gather. Materialise the model with
-            ``materialize(..., params_on_host=True)``.
+            in host memory (FSDP2's ``CPUOffloadPolicy``), and NF4 bases too
+            (:meth:`~modeling.peft.NF4Weight.offload_`); each layer's parameters, and each
+            NF4 projection's rows, are copied to the device for their all-gather.
+            Materialise the model with ``materialize(..., params_on_host=True)``.
     """
-    shard_nf4_weights(model, mesh)
+    shard_nf4_weights(model, mesh, offload_to=_compute_device(mesh) if cpu_offload else None)
     options = {
         "mesh": mesh,
         "mp_policy": MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=reduce_dtype),
@@ -69,13 +70,25 @@ def shard_decoder(
     return model
 
 
-def shard_nf4_weights(model: nn.Module, mesh: DeviceMesh | None = None) -> None:
+def shard_nf4_weights(
+    model: nn.Module,
+    mesh: DeviceMesh | None = None,
+    *,
+    offload_to: torch.device | str | None = None,
+) -> None:
     """Split every NF4 base weight by rows over the shard dimension of ``mesh``.
 
     FSDP2 shards parameters only; NF4 bases are buffers, so :func:`shard_decoder` shards
     them here, over the same ranks (all ranks, or one node's under HSDP). Each rank then
     quantises, holds and reads only its rows, cut on NF4 block boundaries
     (:func:`modeling.peft.nf4.shard_rows`), and gathers the rest whenever it dequantises.
+
+    Args:
+        model: The model, on ``meta`` or a real device.
+        mesh: As for :func:`shard_decoder`.
+        offload_to: Keep each rank's NF4 rows in host memory and gather and dequantise
+            them on this device (FSDP2's CPU offload, for buffers); None leaves them
+            where the model is materialised.
     """
     if mesh is None:
         group, rank, world = dist.group.WORLD, dist.get_rank(), dist.get_world_size()
@@ -85,6 +98,19 @@ def shard_nf4_weights(model: nn.Module, mesh: DeviceMesh | None = None) -> None:
     for module in model.modules():
         if isinstance(module, NF4Weight):
             module.shard_(group, rank, world)
+            if offload_to is not None:
+                module.offload_(offload_to)
+
+
+def _compute_device(mesh: DeviceMesh | None) -> torch.device:
+    """The device FSDP2 computes on for ``mesh``: its type, and the current CUDA device.
+
+    Without a mesh FSDP2 builds one over all ranks on CUDA when there is CUDA.
+    """
+    kind = mesh.device_type if mesh is not None else "cuda" if torch.cuda.is_available() else "cpu"
+    return (
+        torch.device("cuda", torch.cuda.current_device()) if kind == "cuda" else torch.device(kind)
+    )
 
 
 def materialize(
@@ -93,17 +119,37 @@ def materialize(
     """Allocate a ``meta`` model on ``device`` and recompute its non-persistent buffers.
 
     Parameters are left uninitialised: the base weights are loaded next, and LoRA
-    adapters get their initialisation here (A Kaiming, B zero).
+    adapters get their initialisation here (A Kaiming, B zero). Offloaded NF4 bases
+    (:meth:`~modeling.peft.NF4Weight.offload_`) are allocated in host memory, whatever
+    ``params_on_host`` says.
 
     Args:
         model: The model, on ``meta``.
         device: Where it computes.
-        params_on_host: Allocate parameters in host memory and only buffers on
-            ``device``, as FSDP2's CPU offload requires (``shard_decoder(cpu_offload=True)``).
+        params_on_host: Allocate parameters and NF4 bases in host memory and only the
+            other buffers (RoPE caches) on ``device``, as FSDP2's CPU offload requires
+            (``shard_decoder(cpu_offload=True)``). NF4 bases not offloaded yet are
+            offloaded here, computing on ``device``.
     """
-    model.to_empty(device="cpu" if params_on_host else device)
+    device, host = torch.device(device), torch.device("cpu")
+    nf4 = [m for m in model.modules() if isinstance(m, NF4Weight)]
+    if params_on_host:
+        for weight in nf4:
+            if not weight.is_offloaded:
+                weight.offload_(device)  # on meta: records where it computes
+    # One _apply over the whole model, as to_empty does: FSDP2 re-registers its sharded
+    # parameters once its module's tensors are all replaced. NF4 storage that is
+    # offloaded gets host memory (unpinned placeholders until loading quantises into
+    # pinned memory); with params_on_host everything else does too, and the other buffers
+    # then move to the device.
+    offloaded = [b for w in nf4 if w.is_offloaded for b in (w.packed, w.absmax)]
+    on_host = {id(b) for b in offloaded}  # the list keeps the ids from being reused
+    target = host if params_on_host else device
+    model._apply(lambda t: torch.empty_like(t, device=host if id(t) in on_host else target))
     if params_on_host:
         for module in model.modules():
+            if isinstance(module, NF4Weight):
+                continue
             for name, buffer in module.named_buffers(recurse=False):
                 module._buffers[name] = buffer.to(device)
     for module in model.modules():

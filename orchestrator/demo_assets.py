@@ -90,8 +90,14 @@ def ensure_demo_assets(
 
     Returns:
         ``directory``.
+
+    Raises:
+        FileNotFoundError, ValueError: Naming the data file when it is missing or malformed.
     """
+    from orchestrator.datasets.sources import load_rows
+
     directory = Path(directory)
+    load_rows(str(data_path))  # a missing or malformed dataset.source is named as a dataset's
     fingerprint = {
         "data_sha256": hashlib.sha256(Path(data_path).read_bytes()).hexdigest(),
         "seed": seed,

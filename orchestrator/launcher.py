@@ -336,10 +336,12 @@ def _check_resources(num_workers: int | None, gpus_per_worker: float) -> int:
     if num_workers is not None and num_workers < 1:
         raise LaunchError(
             f"num_workers must be at least 1, got {num_workers}; set num_workers=N (or "
-            f"--num-workers N), or leave it unset to use every CPU or GPU of the cluster"
+            f"--num-workers N), or leave it unset for one worker per GPU (per node on CPUs)"
         )
     if num_workers is None:
-        num_workers = int(gpus // gpus_per_worker) if gpus_per_worker else cpus
+        # CPU-only: one worker per node computing with all its cores, which beats sharding
+        # one machine's cores over workers that then talk through gloo.
+        num_workers = int(gpus // gpus_per_worker) if gpus_per_worker else len(_cpu_nodes())
     if num_workers < 1:
         raise LaunchError(
             f"No worker fits: the cluster has {cpus} CPUs and {gpus:g} GPUs, and each worker "
@@ -370,15 +372,20 @@ def _cpus_per_worker(num_workers: int, gpus_per_worker: float) -> int:
     workers a node holds: one worker on a 2-core machine computes with both cores. A GPU
     worker computes on its GPU and keeps one CPU.
     """
-    import ray
-
     if gpus_per_worker:
         return 1
-    nodes = [n for n in ray.nodes() if n.get("Alive") and n["Resources"].get("CPU", 0) >= 1]
+    nodes = _cpu_nodes()
     if not nodes:
         return 1
     per_node = -(-num_workers // len(nodes))
     return max(1, int(min(n["Resources"]["CPU"] for n in nodes)) // per_node)
+
+
+def _cpu_nodes() -> list[dict]:
+    """The live nodes of the cluster with at least one CPU (Ray's node records)."""
+    import ray
+
+    return [n for n in ray.nodes() if n.get("Alive") and n["Resources"].get("CPU", 0) >= 1]
 
 
 def _writable_output_dir(path: str) -> Path | StoragePath:

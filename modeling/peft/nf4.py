@@ -12,22 +12,25 @@ as torchtune shards its ``NF4Tensor``. In state dicts it appears as an ordinary 
 ``weight`` in the dtype the model was built in, so checkpoints, merges and exports never
 see the packed form: registered as a module attribute ``weight``, it saves itself under
 the parent's ``weight`` key, and the parent loads it through :meth:`NF4Weight.load_dense`.
+
+Under FSDP2's CPU offload (:meth:`NF4Weight.offload_`) the packed bytes stay in host
+memory and are copied to the compute device only while a projection is gathered and
+dequantised, so a GPU holds one projection's NF4 bytes at a time, not its share of the base.
+
+bitsandbytes is imported on the first quantisation or dequantisation, so LoRA and full
+fine-tunes (and planning a QLoRA run on the ``meta`` device) work without it installed.
 """
 
 import logging
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import ModuleType
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
-
-# bitsandbytes warns at import when an optional CPU kernel package is absent; the plain
-# CPU path it falls back to is the one we use, so the warning is noise for our users.
-logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
-import bitsandbytes.functional as bnbf  # noqa: E402
 
 BLOCKSIZE = 64
 # torch 2.13 renames all_gather_into_tensor (deprecated there) to all_gather_single.
@@ -59,6 +62,10 @@ class NF4Weight(nn.Module):
         dtype: The dtype the weight dequantises to; the default dtype when None, so a
             model built in bf16 (``build_on_meta``) gives bf16 weights and state dicts.
         device: Where the packed buffers live; ``meta`` defers quantisation to loading.
+
+    Attributes:
+        compute_device: Where the weight is dequantised when its storage is offloaded to
+            host memory (:meth:`offload_`); None computes where the buffers are.
     """
 
     def __init__(
@@ -76,6 +83,7 @@ class NF4Weight(nn.Module):
         self.world_size = 1
         self.rows_per_shard = out_dim
         self.in_state_dict = True  # False while frozen weights are left out of a save
+        self.compute_device: torch.device | None = None
         packed, absmax = _empty_buffers(out_dim * in_dim, device)
         self.register_buffer("packed", packed, persistent=False)
         self.register_buffer("absmax", absmax, persistent=False)
@@ -84,6 +92,29 @@ class NF4Weight(nn.Module):
     def is_sharded(self) -> bool:
         """Whether the rows are split over several ranks."""
         return self.group is not None
+
+    @property
+    def is_offloaded(self) -> bool:
+        """Whether the storage is kept in host memory apart from the compute device."""
+        return self.compute_device is not None
+
+    def offload_(self, compute_device: torch.device | str) -> None:
+        """Keep the packed bytes and absmax in host memory and compute on ``compute_device``.
+
+        FSDP2's ``CPUOffloadPolicy`` moves parameters only, and NF4 bases are buffers:
+        this is their offload. Host storage is pinned when ``compute_device`` is a CUDA
+        device, so :meth:`dequantize` copies this rank's rows asynchronously, and only
+        while it uses them. On ``meta`` only the compute device is recorded:
+        :func:`modeling.sharding.materialize` then allocates the buffers on the host, and
+        loading (:meth:`quantize_rows_`) quantises on the compute device and stores the
+        result, pinned, on the host.
+
+        Args:
+            compute_device: Where the weight is gathered and dequantised.
+        """
+        self.compute_device = torch.device(compute_device)
+        if not self.packed.is_meta:
+            self.packed, self.absmax = self._host(self.packed), self._host(self.absmax)
 
     def shard_(self, group: dist.ProcessGroup, rank: int, world_size: int) -> None:
         """Keep only this rank's rows of the weight (see :func:`shard_rows` for which).
@@ -109,6 +140,8 @@ class NF4Weight(nn.Module):
         else:
             packed = self.packed[start * in_dim // 2 : math.ceil(stop * in_dim / 2)].clone()
             absmax = self.absmax[start * in_dim // BLOCKSIZE : _blocks(stop * in_dim)].clone()
+            if self.is_offloaded:  # a clone of pinned memory is not pinned
+                packed, absmax = self._host(packed), self._host(absmax)
         self.packed, self.absmax = packed, absmax
         self.rows, self.rows_per_shard = (start, stop), per_shard
         self.group, self.world_size = group, world_size
@@ -136,30 +169,36 @@ class NF4Weight(nn.Module):
             )
         if rows.is_meta:
             return
-        device = self.packed.device if not self.packed.is_meta else rows.device
+        if self.is_offloaded:  # quantise where it computes, keep the result on the host
+            device = self.compute_device
+        else:
+            device = self.packed.device if not self.packed.is_meta else rows.device
         if rows.numel() == 0:
-            self.packed, self.absmax = _empty_buffers(0, device)
-            return
-        dense = rows.to(device=device, dtype=self.dtype).contiguous()
-        packed, state = bnbf.quantize_4bit(dense, blocksize=BLOCKSIZE, quant_type="nf4")
-        self.packed = packed
-        self.absmax = state.absmax.float()
+            packed, absmax = _empty_buffers(0, device)
+        else:
+            dense = rows.to(device=device, dtype=self.dtype).contiguous()
+            packed, state = _bnb().quantize_4bit(dense, blocksize=BLOCKSIZE, quant_type="nf4")
+            absmax = state.absmax.float()
+        if self.is_offloaded:
+            packed, absmax = self._host(packed), self._host(absmax)
+        self.packed, self.absmax = packed, absmax
 
     def dequantize(self) -> torch.Tensor:
         """The whole dense weight, dequantised (no autograd history).
 
         Sharded, this gathers every rank's rows from the shard group: a collective that
-        every rank of the group must call.
+        every rank of the group must call. Offloaded, the result is on the compute device,
+        and so are the copies of the stored bytes it is made from, freed on return.
         """
-        packed, absmax = self._gather() if self.is_sharded else (self.packed, self.absmax)
+        packed, absmax = self._gather() if self.is_sharded else self._on_device()
         return _dequantize(packed, absmax, self.shape, self.dtype)
 
     def dequantize_rows(self) -> torch.Tensor:
         """This rank's rows of the weight, dequantised locally (no communication)."""
         shape = torch.Size((self.rows[1] - self.rows[0], self.shape[1]))
         if shape.numel() == 0:
-            return torch.empty(shape, dtype=self.dtype, device=self.packed.device)
-        return _dequantize(self.packed, self.absmax, shape, self.dtype)
+            return torch.empty(shape, dtype=self.dtype, device=self._device())
+        return _dequantize(*self._on_device(), shape, self.dtype)
 
     def nbytes(self) -> int:
         """Bytes of storage this rank holds for the weight (packed values plus absmax)."""
@@ -169,14 +208,16 @@ class NF4Weight(nn.Module):
         """The whole weight's packed bytes and absmax, from every rank's equal-size chunk.
 
         Each rank sends its bytes and absmax (as bytes) in one padded chunk of
-        ``rows_per_shard`` rows, so one all-gather into one tensor fetches both.
+        ``rows_per_shard`` rows, so one all-gather into one tensor fetches both. Offloaded,
+        the chunk is on the compute device and the stored bytes are copied into it.
         """
         values = self.rows_per_shard * self.shape[1]  # a multiple of BLOCKSIZE
         n_packed, n_absmax = values // 2, 4 * (values // BLOCKSIZE)
-        device = self.packed.device
+        device = self._device()
         chunk = torch.zeros(n_packed + n_absmax, dtype=torch.uint8, device=device)
-        chunk[: self.packed.numel()] = self.packed.view(-1)
-        chunk[n_packed : n_packed + self.absmax.nbytes] = self.absmax.view(torch.uint8)
+        chunk[: self.packed.numel()].copy_(self.packed.view(-1), non_blocking=True)
+        absmax = self.absmax.view(torch.uint8)
+        chunk[n_packed : n_packed + self.absmax.nbytes].copy_(absmax, non_blocking=True)
         gathered = torch.empty(self.world_size * chunk.numel(), dtype=torch.uint8, device=device)
         _ALL_GATHER(gathered, chunk, group=self.group)
         gathered = gathered.view(self.world_size, -1)
@@ -184,6 +225,30 @@ class NF4Weight(nn.Module):
         packed = gathered[:, :n_packed].reshape(-1)[: math.ceil(total / 2)].view(-1, 1)
         absmax = gathered[:, n_packed:].reshape(-1).view(torch.float32)[: _blocks(total)]
         return packed, absmax
+
+    def _device(self) -> torch.device:
+        """Where the weight is dequantised: the compute device, or where its buffers are."""
+        return self.compute_device if self.is_offloaded else self.packed.device
+
+    def _on_device(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """This rank's packed bytes and absmax on the compute device (copies if offloaded).
+
+        From pinned host memory the copies are asynchronous; the caller's use of them is
+        queued after the copy on the same stream.
+        """
+        device = self._device()
+        return (
+            self.packed.to(device, non_blocking=True),
+            self.absmax.to(device, non_blocking=True),
+        )
+
+    def _host(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` in host memory, pinned when the compute device is a CUDA device."""
+        pin = self.compute_device is not None and self.compute_device.type == "cuda"
+        if tensor.device.type == "cpu" and (tensor.is_pinned() or not pin):
+            return tensor
+        host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=pin)
+        return host.copy_(tensor)
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):  # noqa: D102
         if self.in_state_dict:
@@ -210,7 +275,11 @@ class NF4Weight(nn.Module):
 
     def extra_repr(self) -> str:  # noqa: D102
         sharded = f", rows={self.rows[0]}:{self.rows[1]}" if self.is_sharded else ""
-        return f"shape={tuple(self.shape)}, dtype={self.dtype}, blocksize={BLOCKSIZE}{sharded}"
+        offload = f", host storage, computes on {self.compute_device}" if self.is_offloaded else ""
+        return (
+            f"shape={tuple(self.shape)}, dtype={self.dtype}, blocksize={BLOCKSIZE}"
+            f"{sharded}{offload}"
+        )
 
 
 @contextmanager
@@ -270,6 +339,7 @@ def _dequantize(
     them per row of the shape it is given, which is wrong when a row is not a whole
     number of blocks; so it is given rows of exactly one block (or one flat row).
     """
+    bnbf = _bnb()
     values = shape.numel()
     flat = (values // BLOCKSIZE, BLOCKSIZE) if values % BLOCKSIZE == 0 else (values,)
     state = bnbf.QuantState(
@@ -301,5 +371,26 @@ _CODES: dict[torch.device, torch.Tensor] = {}
 def _nf4_code(device: torch.device) -> torch.Tensor:
     """The 16 NF4 levels, cached per device."""
     if device not in _CODES:
-        _CODES[device] = bnbf.get_4bit_type("nf4", device=device)
+        _CODES[device] = _bnb().get_4bit_type("nf4", device=device)
     return _CODES[device]
+
+
+def _bnb() -> ModuleType:
+    """``bitsandbytes.functional``, imported on first use: only NF4 (QLoRA) needs it.
+
+    Raises:
+        ImportError: When bitsandbytes is not installed, naming the install and the
+            config key that asked for NF4.
+    """
+    # bitsandbytes warns at import when an optional CPU kernel package is absent; the
+    # plain CPU path it falls back to is the one we use, so the warning is noise.
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+    try:
+        import bitsandbytes.functional as bnbf
+    except ImportError as error:
+        raise ImportError(
+            "QLoRA stores frozen base weights as bitsandbytes NF4, but bitsandbytes cannot "
+            f"be imported ({error}): pip install bitsandbytes, or build the model without "
+            "NF4 (model.quantize_base=False, or a lora_ builder instead of a qlora_ one)"
+        ) from error
+    return bnbf

@@ -10,6 +10,8 @@ Pure computation on a config: the model is counted on the ``meta`` device
   GPUs (HSDP, replicated across nodes). NF4 base weights (0.5625 bytes per base
   parameter) are buffers, which FSDP2 does not shard; ``modeling.sharding`` shards them by
   rows over the same shard group, and each projection is gathered only while it is used.
+  Under ``fsdp_cpu_offload`` the sharded parameters and the NF4 rows live in host memory
+  and are copied to the GPU for their gathers.
 - Gradients exist for trainable parameters only, sharded, in the parameter dtype.
 - ``torch.optim.AdamW`` keeps two moments per trainable parameter *in the parameter
   dtype* (no float32 master copy: the recipe has none) plus a step count per tensor.
@@ -189,7 +191,9 @@ def _rows(
     """The components of one rank's memory; with ``offload`` the sharded state is on the host.
 
     FSDP2's ``CPUOffloadPolicy`` keeps sharded parameters, their gradients and the
-    optimizer state in host memory: the GPU holds only what is gathered for compute.
+    optimizer state in host memory, and ``modeling.sharding`` keeps the NF4 bases' rows
+    there too (``NF4Weight.offload_``): the GPU holds only what is gathered for compute,
+    including the NF4 projection being dequantised (its row, "NF4 dequant temp").
     """
     states = _optimizer_states(cfg)
     trainable, frozen = model.trainable_bytes // shard, model.frozen_bytes // shard
@@ -205,7 +209,7 @@ def _rows(
     rows = [
         Row("weights: trainable", trainable, trainable, f"{where}sharded 1/{shard}", offload),
         Row("weights: frozen", frozen, frozen, f"{where}sharded 1/{shard}", offload),
-        Row("weights: NF4 base", nf4, nf4, f"sharded 1/{shard} by rows"),
+        Row("weights: NF4 base", nf4, nf4, f"{where}sharded 1/{shard} by rows", offload),
         Row("buffers: RoPE", model.other_buffer_bytes, model.other_buffer_bytes, "not sharded"),
         Row("gradients", trainable, trainable, f"{where}trainable only", offload),
         Row(
@@ -257,6 +261,11 @@ def _notes(cfg, model: ModelCensus, plan: MemoryPlan) -> list[str]:
         notes.append(
             "NF4 base weights are sharded by rows over the shard group; each projection is "
             "gathered and dequantised when used, in forward and again in backward."
+        )
+    if model.nf4_bytes and plan.cpu_offload:
+        notes.append(
+            "With fsdp_cpu_offload the NF4 rows stay in host memory (pinned); each "
+            "projection's rows are copied to the GPU for its gather and freed after use."
         )
     short = str(cfg.get("optimizer", {}).get("_component_", "")).rsplit(".", 1)[-1]
     if short and short not in (*OPTIMIZER_STATES, "SGD"):

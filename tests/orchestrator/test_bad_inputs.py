@@ -102,13 +102,18 @@ class Case:
 
 
 def run(*extra: str, recipe: str = "lora_finetune") -> list[str]:
-    """``tune run`` of the demo on its session assets, writing under the workspace."""
+    """``tune run`` of the demo on the session's assets, named as inputs, into the workspace.
+
+    ``demo_assets=null``: nothing is generated, so each input is checked as a user's is.
+    """
     return [
         "run",
         recipe,
         "--config",
         "demo",
-        "demo_assets={assets}",
+        "demo_assets=null",
+        "checkpointer.checkpoint_dir={assets}/model",
+        "tokenizer.path={assets}/tokenizer.model",
         "output_dir={tmp}/out",
         *TINY_MODEL,
         *extra,

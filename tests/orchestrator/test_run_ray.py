@@ -297,8 +297,9 @@ def test_nan_loss_fails_the_run_and_names_the_step(demo_assets_dir, tmp_path):
 
 
 def test_a_cpu_run_gives_every_core_to_its_workers():
-    from orchestrator.launcher import _cpus_per_worker
+    from orchestrator.launcher import _check_resources, _cpus_per_worker
 
+    assert _check_resources(None, 0) == 1  # by default one worker per CPU node
     assert _cpus_per_worker(1, 0) == 2  # the session cluster has 2 CPUs
     assert _cpus_per_worker(2, 0) == 1
     assert _cpus_per_worker(1, 1) == 1  # a GPU worker computes on its GPU
