@@ -6,23 +6,24 @@ Llama 2-shaped checkpoint (``--layers``/``--dim``, vocabulary 32,000: 45.4M para
 the defaults) in Hugging Face format, a SentencePiece tokenizer trained here, and an
 Alpaca-style JSON file whose every sample is longer than ``--seq`` tokens, so each step
 is exactly ``--batch`` x ``--seq`` tokens on both sides. LoRA on q/v (rank 8), AdamW,
-float32, no activation checkpointing, every token scored (``train_on_input``).
+float32, no activation checkpointing; every token scored (``--train-on-input``, the
+default) or, with ``--no-train-on-input``, only the responses, the first
+``--prompt-fraction`` of each sample being the instruction.
 
-Throughput is input tokens per second over the steady steps (the first ``--warmup``
-steps dropped), from each side's own per-step log: our ``metrics.jsonl`` step times and
-torchtune's DiskLogger ``tokens_per_second_per_gpu`` (label tokens, which equal input
-tokens here less one per sample, corrected for). Wall time is the whole command, start-up
-included. torchtune runs from its own virtual environment (see DEVELOPERS.md):
+Throughput is input tokens per second at the steady step time, measured the same way for
+both: each command runs ``--short-steps`` and ``--steps`` steps, and the difference of the
+two wall times over the extra steps is one step (start-up and output writing cancel).
+Wall time is the whole long command, start-up included. torchtune runs from its own
+virtual environment (see DEVELOPERS.md):
 
-    python -m bench.e2e_vs_torchtune --torchtune-venv /tmp/ttvenv [--workers 2 --steps 30]
+    python -m bench.e2e_vs_torchtune --torchtune-venv /tmp/ttvenv [--workers 1 --steps 25]
 """
 
 import argparse
 import json
 import os
 import random
-import re
-import statistics
+import shutil
 import subprocess
 import sys
 import time
@@ -34,7 +35,8 @@ WORDS = 3000
 def make_assets(root: Path, args: argparse.Namespace) -> dict[str, Path]:
     """Checkpoint, tokenizer and data shared by both runs (made once per ``root``)."""
     root.mkdir(parents=True, exist_ok=True)
-    model_dir, tokenizer, data = root / "model", root / "tokenizer.model", root / "data.json"
+    model_dir, tokenizer = root / "model", root / "tokenizer.model"
+    data = root / f"data-prompt{args.prompt_fraction:g}.json"
     rng = random.Random(0)
     vocab = [
         "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 9)))
@@ -43,7 +45,7 @@ def make_assets(root: Path, args: argparse.Namespace) -> dict[str, Path]:
     if not data.exists():
         rows = [
             {
-                "instruction": " ".join(rng.choices(vocab, k=40)),
+                "instruction": " ".join(rng.choices(vocab, k=_prompt_words(args))),
                 "input": "",
                 "output": " ".join(rng.choices(vocab, k=2 * args.seq)),
             }
@@ -86,6 +88,11 @@ def make_assets(root: Path, args: argparse.Namespace) -> dict[str, Path]:
     return {"model": model_dir, "tokenizer": tokenizer, "data": data}
 
 
+def _prompt_words(args: argparse.Namespace) -> int:
+    """Instruction words for ``--prompt-fraction`` of ``--seq`` (about 1.7 tokens a word)."""
+    return max(1, round(args.prompt_fraction * args.seq / 1.7))
+
+
 def _intermediate(dim: int) -> int:
     return 256 * ((int(8 * dim / 3) + 255) // 256)  # Llama 2's SwiGLU sizing
 
@@ -109,7 +116,7 @@ def model_overrides(prefix: str, args: argparse.Namespace) -> list[str]:
     ]
 
 
-def run_ours(assets: dict, out: Path, args: argparse.Namespace) -> dict:
+def ours_command(assets: dict, out: Path, steps: int, args: argparse.Namespace) -> list[str]:
     tune = Path(sys.executable).parent / "tune"
     command = [
         str(tune),
@@ -123,24 +130,21 @@ def run_ours(assets: dict, out: Path, args: argparse.Namespace) -> dict:
         f"checkpointer.checkpoint_dir={assets['model']}",
         "dataset._component_=orchestrator.datasets.alpaca_dataset",
         f"+dataset.source={assets['data']}",
-        "+dataset.train_on_input=True",
+        f"+dataset.train_on_input={args.train_on_input}",
         f"batch_size={args.batch // args.workers}",
         "gradient_accumulation_steps=1",
-        f"max_steps_per_epoch={args.steps}",
+        f"max_steps_per_epoch={steps}",
         "enable_activation_checkpointing=False",
         "dtype=fp32",
-        "save_every_n_steps=0",
+        "save_every_n_steps=null",
         f"num_workers={args.workers}",
         "gpus_per_worker=0",
         *model_overrides("modeling", args),
     ]
-    wall = _timed(command)
-    steps = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    times = [s["step_time_s"] for s in steps][args.warmup :]
-    return _summary(wall, times, args)
+    return command
 
 
-def run_torchtune(assets: dict, out: Path, args: argparse.Namespace) -> dict:
+def torchtune_command(assets: dict, out: Path, steps: int, args: argparse.Namespace) -> list[str]:
     tune = Path(args.torchtune_venv) / "bin" / "tune"
     command = [
         str(tune),
@@ -156,11 +160,11 @@ def run_torchtune(assets: dict, out: Path, args: argparse.Namespace) -> dict:
         "dataset._component_=torchtune.datasets.alpaca_dataset",
         "dataset.source=json",
         f"dataset.data_files={assets['data']}",
-        "dataset.train_on_input=True",
+        f"dataset.train_on_input={args.train_on_input}",
         "dataset.split=train",
         f"batch_size={args.batch}",
         "gradient_accumulation_steps=1",
-        f"max_steps_per_epoch={args.steps}",
+        f"max_steps_per_epoch={steps}",
         "enable_activation_checkpointing=False",
         "dtype=fp32",
         "device=cpu",
@@ -168,12 +172,25 @@ def run_torchtune(assets: dict, out: Path, args: argparse.Namespace) -> dict:
         "seed=0",
         *[o.replace("+model.", "model.") for o in model_overrides("torchtune.models", args)],
     ]
-    wall = _timed(command)
-    log = next((out / "logs").glob("*.txt")).read_text()
-    rates = [float(x) for x in re.findall(r"tokens_per_second_per_gpu:([\d.]+)", log)]
-    label_per_input = (args.seq - 1) / args.seq  # torchtune counts label tokens
-    times = [args.batch * args.seq * label_per_input / r for r in rates][args.warmup :]
-    return _summary(wall, times, args)
+    return command
+
+
+def measure(make_command, root: Path, args: argparse.Namespace) -> dict:
+    """Steady step time from the wall times of a short and a long run of the command.
+
+    Start-up, loading and writing the outputs cost both runs the same and cancel out.
+    """
+    walls = {}
+    for steps in (args.short_steps, args.steps):
+        out = root / f"{steps}-steps-{os.getpid()}"
+        walls[steps] = _timed(make_command(out, steps))
+        shutil.rmtree(out, ignore_errors=True)
+    step = (walls[args.steps] - walls[args.short_steps]) / (args.steps - args.short_steps)
+    return {
+        "wall_s": round(walls[args.steps], 1),
+        "step_s": round(step, 3),
+        "tokens_per_second": round(args.batch * args.seq / step, 1),
+    }
 
 
 def _timed(command: list[str]) -> float:
@@ -182,15 +199,6 @@ def _timed(command: list[str]) -> float:
     if result.returncode:
         sys.exit(f"{command[0]} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return time.perf_counter() - start
-
-
-def _summary(wall: float, step_times: list[float], args: argparse.Namespace) -> dict:
-    step = statistics.median(step_times)
-    return {
-        "wall_s": round(wall, 1),
-        "median_step_s": round(step, 3),
-        "tokens_per_second": round(args.batch * args.seq / step, 1),
-    }
 
 
 def main() -> None:
@@ -203,17 +211,30 @@ def main() -> None:
     parser.add_argument("--seq", type=int, default=512)
     parser.add_argument("--batch", type=int, default=4, help="global batch (samples)")
     parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--short-steps", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--only", choices=("ours", "torchtune"))
+    parser.add_argument(
+        "--prompt-fraction", type=float, default=0.05, help="share of each sample that is prompt"
+    )
+    parser.add_argument(
+        "--train-on-input",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="score prompt tokens too (--no-train-on-input: instruction tuning's masking)",
+    )
     args = parser.parse_args()
     root = Path(args.workdir)
     assets = make_assets(root / "assets", args)
     results = {}
     if args.only != "torchtune":
-        results["tunefleet"] = run_ours(assets, root / f"ours-{os.getpid()}", args)
+        results["tunefleet"] = measure(
+            lambda out, steps: ours_command(assets, out, steps, args), root, args
+        )
     if args.only != "ours":
-        results["torchtune"] = run_torchtune(assets, root / f"torchtune-{os.getpid()}", args)
+        results["torchtune"] = measure(
+            lambda out, steps: torchtune_command(assets, out, steps, args), root, args
+        )
     if len(results) == 2:
         ours, theirs = results["tunefleet"], results["torchtune"]
         results["ratio_tokens_per_second"] = round(

@@ -251,13 +251,13 @@ def check_method(method: str, assets: dict, work: Path, device, sizes) -> dict:
 def check_compile(assets: dict, work: Path, device, sizes) -> dict:
     """LoRA with ``compile=True`` logs the eager run's losses (bf16 tolerance on GPU)."""
     eager = run(
-        config(assets, work / "eager", sizes, *LORA, "save_every_n_steps=0"),
+        config(assets, work / "eager", sizes, *LORA, "save_every_n_steps=null"),
         work / "eager-ckpt",
         device,
         4,
     )
     compiled = run(
-        config(assets, work / "compiled", sizes, *LORA, "save_every_n_steps=0", "compile=True"),
+        config(assets, work / "compiled", sizes, *LORA, "save_every_n_steps=null", "compile=True"),
         work / "compiled-ckpt",
         device,
         4,
@@ -277,7 +277,7 @@ def check_throughput(assets: dict, work: Path, device, sizes) -> dict:
         work / "speed",
         sizes,
         *LORA,
-        "save_every_n_steps=0",
+        "save_every_n_steps=null",
         "enable_activation_checkpointing=False",
         seq=seq,
         batch=4,

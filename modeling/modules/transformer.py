@@ -130,7 +130,8 @@ class TransformerDecoder(nn.Module):
         mask: torch.Tensor | BlockMask | None = None,
         input_pos: torch.Tensor | None = None,
         output_mask: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+        output_chunks: int | None = None,
+    ) -> torch.Tensor | list[torch.Tensor]:
         """Logits ``[batch, seq, vocab_size]`` for ``tokens`` of shape ``[batch, seq]``.
 
         Args:
@@ -144,6 +145,14 @@ class TransformerDecoder(nn.Module):
                 and return them as ``[n_true, vocab_size]``. Fine-tuning needs no logits
                 for prompt or padding positions, and the vocabulary projection is often
                 the largest matmul of the model.
+            output_chunks: Return the logits as this many chunks along the sequence (or
+                selected-position) dimension, each projected on its own, as torchtune's
+                ``set_num_output_chunks`` does: a chunked loss then never needs the whole
+                logits tensor, and backward never concatenates its gradient.
         """
         h = self.hidden_states(tokens, mask=mask, input_pos=input_pos)
-        return self.project(h if output_mask is None else h[output_mask])
+        if output_mask is not None:
+            h = h[output_mask]
+        if output_chunks is None:
+            return self.project(h)
+        return [self.project(chunk) for chunk in h.chunk(output_chunks, dim=h.dim() - 2)]

@@ -90,10 +90,11 @@ def finetune(config: dict | DictConfig, session: Session) -> dict[str, Any]:
     if cfg.get("enable_activation_checkpointing", False):
         apply_activation_checkpointing(model)
     offload = bool(cfg.get("fsdp_cpu_offload", False))
-    if distributed:
+    # One CPU rank has nothing to shard: it runs unwrapped, as a single-device recipe does.
+    if distributed and (session.world_size > 1 or on_gpu or offload):
         mesh = device_mesh(device, session.world_size, session.node_id, cfg.get("sharding"))
         shard_decoder(model, mesh=mesh, param_dtype=dtype if on_gpu else None, cpu_offload=offload)
-    materialize(model, device, params_on_host=offload and distributed)
+    materialize(model, device, params_on_host=offload and isinstance(model, FSDPModule))
     checkpointer = require_checkpointer(instantiate(cfg.checkpointer), cfg)
     checkpointer.load_into(model)  # each rank reads only the rows its shards own
     assert_nothing_on_meta(model)
@@ -287,7 +288,9 @@ def _accumulate(
         if "document_ids" in batch:  # packed: one mask per batch, shared by every layer
             kwargs["mask"] = packed_attention_mask(batch["document_ids"].to(device))
         scored = label != CROSS_ENTROPY_IGNORE_IDX  # logits only where a label takes loss
-        loss = loss_fn(model(tokens, output_mask=scored, **kwargs), label[scored])
+        chunks = getattr(loss_fn, "num_output_chunks", None)  # projected chunk by chunk
+        logits = model(tokens, output_mask=scored, output_chunks=chunks, **kwargs)
+        loss = loss_fn(logits, label[scored])
         (loss * scale).backward()
         total += loss.detach().float()
     return total, global_tokens, input_tokens * world_size

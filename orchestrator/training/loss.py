@@ -28,19 +28,23 @@ class CEWithChunkedOutputLoss:
         self.num_output_chunks = num_output_chunks
         self.ignore_index = ignore_index
 
-    def __call__(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def __call__(
+        self, logits: torch.Tensor | list[torch.Tensor], labels: torch.Tensor
+    ) -> torch.Tensor:
         """Summed loss of ``logits`` against ``labels`` (already shifted).
 
         Args:
-            logits: ``[b, s, v]``, or ``[n, v]`` for logits of selected positions only.
+            logits: ``[b, s, v]``, or ``[n, v]`` for logits of selected positions only; or
+                the model's ``output_chunks=num_output_chunks`` list of their chunks.
             labels: ``[b, s]``, or ``[n]`` to match.
         """
-        dim = logits.dim() - 2  # the sequence (or selected-position) dimension
-        total = logits.new_zeros((), dtype=torch.float32)
+        chunks = logits if isinstance(logits, list) else None
+        if chunks is None:
+            chunks = logits.chunk(self.num_output_chunks, dim=logits.dim() - 2)
+        dim = chunks[0].dim() - 2  # the sequence (or selected-position) dimension
+        total = chunks[0].new_zeros((), dtype=torch.float32)
         for logit_chunk, label_chunk in zip(
-            logits.chunk(self.num_output_chunks, dim=dim),
-            labels.chunk(self.num_output_chunks, dim=dim),
-            strict=True,
+            chunks, labels.chunk(self.num_output_chunks, dim=dim), strict=True
         ):
             total = total + F.cross_entropy(
                 logit_chunk.reshape(-1, logit_chunk.shape[-1]).float(),
