@@ -9,6 +9,11 @@ tiny model has none. :func:`hf_tokenizer_files` writes them from our tokenizer:
   with the lower ranks), with Meta's pre-tokenisation regex and the 256 special tokens.
 - The sentencepiece families: the ``tokenizer.model`` itself, which ``transformers`` reads
   into its fast tokenizer, with the added tokens of the family.
+- Qwen 2.5 (byte-level BPE): a ``tokenizer.json`` of its vocabulary and merges (whichever
+  files it was read from), NFC, Qwen's split regex, and its added tokens with their ids,
+  control tokens special and the tool-call and fill-in-the-middle markers plain, as Qwen
+  publishes it; the chat template is Qwen's published one, whose default system turn our
+  ``tokenize_messages`` writes too.
 
 Each kind also gets ``tokenizer_config.json`` with a chat template that renders exactly the
 tokens ``tokenize_messages(messages, add_end_tokens=False)`` gives (and, with
@@ -20,11 +25,12 @@ word-start marker before text that already begins with a space.
 """
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
-from modeling.tokenizers.byte_level_bpe import bytes_to_unicode
+from modeling.tokenizers.byte_level_bpe import ByteLevelBPE, bytes_to_unicode
 from modeling.tokenizers.chat_tokenizer import ChatTokenizer
+from modeling.tokenizers.qwen2_5_chat_template import QWEN2_5_CHAT_TEMPLATE
 from modeling.tokenizers.sentencepiece_bpe import SentencePieceTokenizer
 
 # What each family's files declare. The templates mirror each family's ``_format_messages``.
@@ -96,14 +102,17 @@ def hf_tokenizer_files(
             ids set to this tokenizer's.
 
     Returns:
-        File name -> contents; empty for a tokenizer kind without an export (one read from
-        Hugging Face files already, such as Qwen 2.5's, whose input files are copied).
+        File name -> contents; empty for a tokenizer kind without an export.
     """
     builder = getattr(tokenizer, "builder", "")
     if builder == "llama3_tokenizer":
         files = _tiktoken_files(tokenizer)
     elif builder in SENTENCEPIECE_FAMILIES and isinstance(tokenizer, SentencePieceTokenizer):
         files = _sentencepiece_files(tokenizer, *SENTENCEPIECE_FAMILIES[builder])
+    elif builder == "qwen2_5_tokenizer" and isinstance(
+        getattr(tokenizer, "_bpe", None), ByteLevelBPE
+    ):
+        files = _byte_level_bpe_files(tokenizer)
     else:
         return {}
     generation = dict(generation_config or {})
@@ -190,20 +199,8 @@ def _tiktoken_files(tokenizer) -> dict[str, bytes]:
                 },
             ],
         },
-        "post_processor": {  # bos in front, as Meta's Hugging Face tokenizer adds it
-            "type": "TemplateProcessing",
-            "single": [
-                {"SpecialToken": {"id": bos, "type_id": 0}},
-                {"Sequence": {"id": "A", "type_id": 0}},
-            ],
-            "pair": [
-                {"SpecialToken": {"id": bos, "type_id": 0}},
-                {"Sequence": {"id": "A", "type_id": 0}},
-                {"SpecialToken": {"id": bos, "type_id": 1}},
-                {"Sequence": {"id": "B", "type_id": 1}},
-            ],
-            "special_tokens": {bos: {"id": bos, "ids": [tokenizer.bos_id], "tokens": [bos]}},
-        },
+        # bos in front, as Meta's Hugging Face tokenizer adds it
+        "post_processor": _bos_processor(bos, tokenizer.bos_id),
         "decoder": {
             "type": "ByteLevel",
             "add_prefix_space": True,
@@ -262,12 +259,101 @@ def _sentencepiece_files(
     }
 
 
+def _byte_level_bpe_files(tokenizer) -> dict[str, bytes]:
+    """Qwen 2.5's files: its published pipeline over our vocabulary, merges and added tokens."""
+    bpe: ByteLevelBPE = tokenizer._bpe
+    byte_level = {"add_prefix_space": False, "trim_offsets": False, "use_regex": False}
+    added = sorted(bpe.added_tokens.values(), key=lambda token: token.id)
+    bos = None if tokenizer.bos_id is None else tokenizer.special_tokens[tokenizer.bos_id]
+    tokenizer_json = {
+        "version": "1.0",
+        "truncation": None,
+        "padding": None,
+        "added_tokens": [_added_token(t.id, t.content, t.special) for t in added],
+        "normalizer": {"type": "NFC"},
+        "pre_tokenizer": {
+            "type": "Sequence",
+            "pretokenizers": [
+                {
+                    "type": "Split",
+                    "pattern": {"Regex": bpe._pattern.pattern},
+                    "behavior": "Isolated",
+                    "invert": False,
+                },
+                {"type": "ByteLevel", **byte_level},
+            ],
+        },
+        # Qwen has no bos; one configured on our tokenizer is added by encode, so here too.
+        "post_processor": (
+            {"type": "ByteLevel", **byte_level}
+            if bos is None
+            else _bos_processor(bos, tokenizer.bos_id)
+        ),
+        "decoder": {"type": "ByteLevel", **byte_level},
+        "model": {
+            "type": "BPE",
+            "dropout": None,
+            "unk_token": None,
+            "continuing_subword_prefix": "",
+            "end_of_word_suffix": "",
+            "fuse_unk": False,
+            "byte_fallback": False,
+            "ignore_merges": False,  # every pre-token is merged, as ours are
+            "vocab": bpe.vocab,
+            "merges": [list(pair) for pair in sorted(bpe._ranks, key=bpe._ranks.get)],
+        },
+    }
+    names = {
+        "bos_token": bos,
+        "eos_token": tokenizer.special_tokens[tokenizer.eos_id],
+        "pad_token": tokenizer.special_tokens[tokenizer.pad_id],
+    }
+    specials = [(t.id, t.content) for t in added]
+    plain = {t.id for t in added if not t.special}
+    config = _tokenizer_config("Qwen2Tokenizer", QWEN2_5_CHAT_TEMPLATE, names, specials, plain)
+    config.update(
+        unk_token=None,
+        additional_special_tokens=[t.content for t in added if t.special],
+        add_bos_token=bos is not None,
+        add_prefix_space=False,
+        errors="replace",
+        split_special_tokens=False,
+    )
+    special_map = {k: v for k, v in names.items() if v is not None}
+    special_map["additional_special_tokens"] = config["additional_special_tokens"]
+    return {
+        "tokenizer.json": _json(tokenizer_json),
+        "tokenizer_config.json": _json(config),
+        "special_tokens_map.json": _json(special_map),
+    }
+
+
+def _bos_processor(bos: str, bos_id: int) -> dict[str, Any]:
+    """A ``tokenizers`` post-processor that puts ``bos`` in front of each sequence."""
+    return {
+        "type": "TemplateProcessing",
+        "single": [
+            {"SpecialToken": {"id": bos, "type_id": 0}},
+            {"Sequence": {"id": "A", "type_id": 0}},
+        ],
+        "pair": [
+            {"SpecialToken": {"id": bos, "type_id": 0}},
+            {"Sequence": {"id": "A", "type_id": 0}},
+            {"SpecialToken": {"id": bos, "type_id": 1}},
+            {"Sequence": {"id": "B", "type_id": 1}},
+        ],
+        "special_tokens": {bos: {"id": bos, "ids": [bos_id], "tokens": [bos]}},
+    }
+
+
 def _tokenizer_config(
     tokenizer_class: str,
     template: str,
     names: dict[str, str],
     specials: list[tuple[int, str]],
+    plain_ids: Collection[int] = (),
 ) -> dict[str, Any]:
+    """``tokenizer_config.json``; ``plain_ids`` are added tokens that are not special."""
     return {
         "tokenizer_class": tokenizer_class,
         **names,
@@ -275,13 +361,17 @@ def _tokenizer_config(
         "clean_up_tokenization_spaces": False,
         "model_input_names": ["input_ids", "attention_mask"],
         "added_tokens_decoder": {
-            str(token_id): {k: v for k, v in _added_token(token_id, text).items() if k != "id"}
+            str(token_id): {
+                k: v
+                for k, v in _added_token(token_id, text, token_id not in plain_ids).items()
+                if k != "id"
+            }
             for token_id, text in specials
         },
     }
 
 
-def _added_token(token_id: int, text: str) -> dict[str, Any]:
+def _added_token(token_id: int, text: str, special: bool = True) -> dict[str, Any]:
     return {
         "id": token_id,
         "content": text,
@@ -289,7 +379,7 @@ def _added_token(token_id: int, text: str) -> dict[str, Any]:
         "lstrip": False,
         "rstrip": False,
         "normalized": False,
-        "special": True,
+        "special": special,
     }
 
 

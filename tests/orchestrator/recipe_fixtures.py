@@ -1,9 +1,11 @@
 """Tiny configs for recipe tests: the demo config pointed at per-test directories."""
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
+import torch
 from omegaconf import OmegaConf
 
 from orchestrator.config import load_config
@@ -81,3 +83,22 @@ def kill_a_worker_once_past(metrics, step, killed, poll_s=0.02):
                     killed.append(proc.pid)
                     break
         time.sleep(poll_s)
+
+
+@dataclass
+class GlooSession:
+    """One rank of a two-process run on this machine, without checkpoints."""
+
+    rank: int
+    world_size: int = 2
+    node_id: str = "this-host"
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    def report(self, metrics, checkpoint_dir=None):
+        pass
+
+    def latest_checkpoint(self):
+        return None
+
+    def progress(self, metrics):
+        pass

@@ -7,7 +7,6 @@ the same, so the runs also record where the recipe's NF4 weights say they live a
 
 import os
 import socket
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -15,29 +14,10 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from tests.orchestrator.recipe_fixtures import demo_config
+from tests.orchestrator.recipe_fixtures import GlooSession, demo_config
 
 QLORA = ["batch_size=4", "model.quantize_base=True"]
 RUNS = {"qlora": QLORA, "qlora_offload": [*QLORA, "fsdp_cpu_offload=True"]}
-
-
-@dataclass
-class GlooSession:
-    """One rank of a two-process run on this machine, without checkpoints."""
-
-    rank: int
-    world_size: int = 2
-    node_id: str = "this-host"
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-
-    def report(self, metrics, checkpoint_dir=None):
-        pass
-
-    def latest_checkpoint(self):
-        return None
-
-    def progress(self, metrics):
-        pass
 
 
 def _nf4_placement(model) -> list[dict]:

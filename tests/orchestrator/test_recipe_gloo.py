@@ -2,16 +2,14 @@
 
 import os
 import socket
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from orchestrator.training.device_mesh import check_sharding
-from tests.orchestrator.recipe_fixtures import demo_config
+from tests.orchestrator.recipe_fixtures import GlooSession, demo_config
 
 FULL = [
     "model._component_=modeling.llama3.llama3",
@@ -30,25 +28,6 @@ RUNS = {
     "full": ["batch_size=4", *FULL],
     "full_offload": ["batch_size=4", "fsdp_cpu_offload=True", "sharding=fsdp", *FULL],
 }
-
-
-@dataclass
-class GlooSession:
-    """One rank of a two-process run on this machine, without checkpoints."""
-
-    rank: int
-    world_size: int = 2
-    node_id: str = "this-host"
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-
-    def report(self, metrics, checkpoint_dir=None):
-        pass
-
-    def latest_checkpoint(self):
-        return None
-
-    def progress(self, metrics):
-        pass
 
 
 def _worker(rank, port, assets, out):
