@@ -155,4 +155,7 @@ class TransformerDecoder(nn.Module):
             h = h[output_mask]
         if output_chunks is None:
             return self.project(h)
-        return [self.project(chunk) for chunk in h.chunk(output_chunks, dim=h.dim() - 2)]
+        # Exactly ``output_chunks`` pieces (some maybe empty), so every rank makes as many
+        # projections, each a collective when the output weight is sharded NF4.
+        pieces = torch.tensor_split(h, output_chunks, dim=h.dim() - 2)
+        return [self.project(piece) for piece in pieces]

@@ -40,11 +40,11 @@ class CEWithChunkedOutputLoss:
         """
         chunks = logits if isinstance(logits, list) else None
         if chunks is None:
-            chunks = logits.chunk(self.num_output_chunks, dim=logits.dim() - 2)
+            chunks = torch.tensor_split(logits, self.num_output_chunks, dim=logits.dim() - 2)
         dim = chunks[0].dim() - 2  # the sequence (or selected-position) dimension
         total = chunks[0].new_zeros((), dtype=torch.float32)
         for logit_chunk, label_chunk in zip(
-            chunks, labels.chunk(self.num_output_chunks, dim=dim), strict=True
+            chunks, torch.tensor_split(labels, self.num_output_chunks, dim=dim), strict=True
         ):
             total = total + F.cross_entropy(
                 logit_chunk.reshape(-1, logit_chunk.shape[-1]).float(),
