@@ -212,7 +212,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4, help="global batch (samples)")
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--short-steps", type=int, default=5)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--only", choices=("ours", "torchtune"))
     parser.add_argument(
         "--prompt-fraction", type=float, default=0.05, help="share of each sample that is prompt"

@@ -23,6 +23,14 @@ def _worker(rank, port, out):
         cpu = torch.device("cpu")
         assert device_mesh(cpu, 4, node_id="one-node") is None  # plain FSDP
         assert device_mesh(cpu, 4, node_id=f"n{rank % 2}") is None  # ranks not grouped
+        assert device_mesh(cpu, 4, node_id=f"node{rank // 2}", sharding="fsdp") is None
+        try:  # asked for HSDP, ranks 3 + 1 over two nodes cannot replicate evenly
+            device_mesh(cpu, 4, node_id="a" if rank < 3 else "b", sharding="hsdp")
+        except ValueError as error:
+            uneven_refused = "sharding: hsdp needs the same number of ranks" in str(error)
+        else:
+            uneven_refused = False
+        forced = device_mesh(cpu, 4, node_id="one-node", sharding="hsdp")  # (1, 4) on one node
         mesh = device_mesh(cpu, 4, node_id=f"node{rank // 2}")
         with torch.device("meta"):
             model = lora_llama3(**SIZES, **LORA)
@@ -46,6 +54,7 @@ def _worker(rank, port, out):
                 tuple(weight.placements),
                 model(tokens).detach(),
                 reads,
+                (uneven_refused, tuple(forced.shape)),
             ),
             f"{out}.{rank}",
         )
@@ -67,9 +76,10 @@ def test_hsdp_shards_within_a_node_and_matches_the_unsharded_model(tmp_path):
     tokens = torch.randint(0, 96, (2, 12), generator=torch.Generator().manual_seed(1))
     expected = model(tokens).detach()
     for rank in range(4):
-        shape, names, placements, logits, reads = torch.load(
+        shape, names, placements, logits, reads, choices = torch.load(
             tmp_path / f"r.{rank}", weights_only=False
         )
+        assert choices == (True, (1, 4))  # sharding: hsdp is honoured, or refused by name
         assert shape == (2, 2) and names == ("replicate", "shard")
         assert placements == (Replicate(), Shard(0))
         torch.testing.assert_close(logits, expected, atol=1e-5, rtol=1e-5)

@@ -166,3 +166,31 @@ def test_outputs_go_under_output_dir_whatever_the_checkpointer_says(assets, tmp_
     assert (tmp_path / "out" / "adapter" / "adapter_model.safetensors").is_file()
     assert (tmp_path / "out" / "merged" / "model.safetensors.index.json").is_file()
     assert not elsewhere.exists()
+
+
+def test_only_logged_steps_sync_with_the_host(assets, tmp_path, monkeypatch):
+    import sys
+
+    every = demo_config(assets, tmp_path / "every")
+    finetune(every, LocalSession(checkpoint_root=tmp_path / "c1"))
+
+    item = torch.Tensor.item
+    recipe_syncs = []
+
+    def counted(self):
+        if sys._getframe(1).f_code.co_filename.endswith("recipes/finetune.py"):
+            recipe_syncs.append(1)
+        return item(self)
+
+    monkeypatch.setattr(torch.Tensor, "item", counted)
+    sparse = demo_config(
+        assets, tmp_path / "sparse", "log_every_n_steps=4", "save_every_n_steps=null"
+    )
+    finetune(sparse, LocalSession(checkpoint_root=tmp_path / "c2"))
+    lines = (tmp_path / "sparse" / "metrics.jsonl").read_text().splitlines()
+    logged = [json.loads(line) for line in lines]
+    assert [m["step"] for m in logged] == [4, 8]
+    assert [m["loss"] for m in logged] == pytest.approx(
+        [losses(tmp_path / "every")[i] for i in (3, 7)], abs=1e-6
+    )
+    assert len(recipe_syncs) == 2 * 2  # per logged step: the loss and the clipped grad norm
