@@ -27,6 +27,16 @@ TINY_MODEL = [
     "tokenizer.max_seq_len=256",
 ]
 
+# The demo config turned into a full fine-tune: the plain builder, no LoRA keywords.
+FULL_FINETUNE = [
+    "model._component_=modeling.llama3.llama3",
+    *[
+        f"~model.{key}"
+        for key in ("lora_attn_modules", "apply_lora_to_mlp", "apply_lora_to_output")
+    ],
+    *[f"~model.{key}" for key in ("lora_rank", "lora_alpha", "lora_dropout")],
+]
+
 
 def demo_config(assets: Path, output_dir: Path, *overrides: str):
     """The demo config with small sizes and short runs, its assets generated once."""

@@ -10,16 +10,14 @@ from safetensors.torch import load_file
 
 from orchestrator import finetune
 from orchestrator.training.metric_logger import read_metrics
-from tests.orchestrator.recipe_fixtures import TINY_MODEL, demo_config
+from tests.orchestrator.recipe_fixtures import FULL_FINETUNE, TINY_MODEL, demo_config
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 
 # A full fine-tune wide enough that each rank's DCP save (weights and two AdamW moments,
 # ~45 MB in all) is open long enough to be caught writing.
 WIDE_FULL = [
-    "model._component_=modeling.llama3.llama3",
-    *[f"~model.{k}" for k in ("lora_attn_modules", "apply_lora_to_mlp", "apply_lora_to_output")],
-    *[f"~model.{k}" for k in ("lora_rank", "lora_alpha", "lora_dropout")],
+    *FULL_FINETUNE,
     "model.embed_dim=384",
     "model.intermediate_dim=1024",
     "model.num_layers=2",

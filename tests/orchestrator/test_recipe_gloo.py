@@ -9,18 +9,9 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from orchestrator.training.device_mesh import check_sharding
-from tests.orchestrator.recipe_fixtures import GlooSession, demo_config
+from tests.orchestrator.recipe_fixtures import FULL_FINETUNE, GlooSession, demo_config
 
-FULL = [
-    "model._component_=modeling.llama3.llama3",
-    "~model.lora_attn_modules",
-    "~model.apply_lora_to_mlp",
-    "~model.apply_lora_to_output",
-    "~model.lora_rank",
-    "~model.lora_alpha",
-    "~model.lora_dropout",
-    "optimizer.lr=1e-3",
-]
+FULL = [*FULL_FINETUNE, "optimizer.lr=1e-3"]
 RUNS = {
     "whole": ["batch_size=4"],
     "accumulated": ["batch_size=2", "gradient_accumulation_steps=2"],
