@@ -109,7 +109,7 @@ def lora_llama3(
         lora_rank: Adapter rank.
         lora_alpha: Adapter scale numerator (the update is scaled by ``alpha / rank``).
         lora_dropout: Dropout on adapter inputs.
-        quantize_base: Store the frozen projections as bitsandbytes NF4 (QLoRA).
+        quantize_base: Store the frozen projections as NF4 (QLoRA).
         use_dora: Learn DoRA magnitudes (one per output row) as well.
 
     Returns:

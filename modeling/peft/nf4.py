@@ -1,10 +1,10 @@
-"""Frozen NF4 weight storage through bitsandbytes, for QLoRA, optionally sharded by rows.
+"""Frozen NF4 weight storage for QLoRA, optionally sharded by rows.
 
-The base weight of a QLoRA layer is kept as bitsandbytes 4-bit NormalFloat: one packed
-``uint8`` per two weights plus one float32 absmax per block of ``BLOCKSIZE`` weights, i.e.
-4.5 bits per parameter. It is dequantised on the fly, never receives gradients, and goes
-through :func:`linear_nf4`, whose backward dequantises again instead of keeping the dense
-weight alive between forward and backward.
+The base weight of a QLoRA layer is kept as 4-bit NormalFloat (:mod:`modeling.peft.nf4_codec`,
+in bitsandbytes' byte layout): one packed ``uint8`` per two weights plus one float32
+absmax per block of ``BLOCKSIZE`` weights, i.e. 4.5 bits per parameter. It is dequantised
+on the fly, never receives gradients, and goes through :func:`linear_nf4`, whose backward
+dequantises again instead of keeping the dense weight alive between forward and backward.
 
 Under FSDP2 (:func:`modeling.sharding.shard_decoder`) each rank keeps only its own rows
 (:meth:`NF4Weight.shard_`) and gathers the packed bytes of the others when it dequantises,
@@ -16,21 +16,18 @@ the parent's ``weight`` key, and the parent loads it through :meth:`NF4Weight.lo
 Under FSDP2's CPU offload (:meth:`NF4Weight.offload_`) the packed bytes stay in host
 memory and are copied to the compute device only while a projection is gathered and
 dequantised, so a GPU holds one projection's NF4 bytes at a time, not its share of the base.
-
-bitsandbytes is imported on the first quantisation or dequantisation, so LoRA and full
-fine-tunes (and planning a QLoRA run on the ``meta`` device) work without it installed.
 """
 
-import logging
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from types import ModuleType
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
+
+from modeling.peft.nf4_codec import dequantize_nf4, quantize_nf4
 
 BLOCKSIZE = 64
 # torch 2.13 renames all_gather_into_tensor (deprecated there) to all_gather_single.
@@ -40,7 +37,7 @@ _ALL_GATHER = getattr(dist, "all_gather_single", None) or dist.all_gather_into_t
 def shard_rows(out_dim: int, in_dim: int, world_size: int) -> int:
     """Rows each of ``world_size`` shards of an ``[out_dim, in_dim]`` NF4 weight holds.
 
-    bitsandbytes quantises the flattened weight in blocks of ``BLOCKSIZE`` values, so a
+    NF4 quantises the flattened weight in blocks of ``BLOCKSIZE`` values, so a
     shard boundary must fall on a block boundary for the shards' bytes to be exactly the
     1-rank bytes cut in pieces. A shard starting at row ``r`` starts at value
     ``r * in_dim``, a multiple of ``BLOCKSIZE`` whenever ``r`` is a multiple of
@@ -177,8 +174,7 @@ class NF4Weight(nn.Module):
             packed, absmax = _empty_buffers(0, device)
         else:
             dense = rows.to(device=device, dtype=self.dtype).contiguous()
-            packed, state = _bnb().quantize_4bit(dense, blocksize=BLOCKSIZE, quant_type="nf4")
-            absmax = state.absmax.float()
+            packed, absmax = quantize_nf4(dense, BLOCKSIZE)
         if self.is_offloaded:
             packed, absmax = self._host(packed), self._host(absmax)
         self.packed, self.absmax = packed, absmax
@@ -333,25 +329,9 @@ class _LinearNF4(torch.autograd.Function):
 def _dequantize(
     packed: torch.Tensor, absmax: torch.Tensor, shape: torch.Size, dtype: torch.dtype
 ) -> torch.Tensor:
-    """Dequantise ``packed`` to ``shape``, treating the values as one flat sequence.
-
-    Blocks run over the flattened weight, but bitsandbytes' CPU kernel (0.50) indexes
-    them per row of the shape it is given, which is wrong when a row is not a whole
-    number of blocks; so it is given rows of exactly one block (or one flat row).
-    """
-    bnbf = _bnb()
-    values = shape.numel()
-    flat = (values // BLOCKSIZE, BLOCKSIZE) if values % BLOCKSIZE == 0 else (values,)
-    state = bnbf.QuantState(
-        absmax=absmax,
-        shape=torch.Size(flat),
-        code=_nf4_code(absmax.device),
-        blocksize=BLOCKSIZE,
-        quant_type="nf4",
-        dtype=dtype,
-    )
+    """Dequantise ``packed`` to ``shape``, the values read as one flat sequence."""
     with torch.no_grad():
-        return bnbf.dequantize_4bit(packed, state).view(shape)
+        return dequantize_nf4(packed, absmax, shape.numel(), BLOCKSIZE, dtype).view(shape)
 
 
 def _blocks(values: int) -> int:
@@ -359,38 +339,7 @@ def _blocks(values: int) -> int:
 
 
 def _empty_buffers(values: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Zeroed packed bytes and absmax for ``values`` weights, in bitsandbytes' layout."""
+    """Zeroed packed bytes and absmax for ``values`` weights, in the codec's layout."""
     packed = torch.zeros(math.ceil(values / 2), 1, dtype=torch.uint8, device=device)
     absmax = torch.zeros(_blocks(values), dtype=torch.float32, device=device)
     return packed, absmax
-
-
-_CODES: dict[torch.device, torch.Tensor] = {}
-
-
-def _nf4_code(device: torch.device) -> torch.Tensor:
-    """The 16 NF4 levels, cached per device."""
-    if device not in _CODES:
-        _CODES[device] = _bnb().get_4bit_type("nf4", device=device)
-    return _CODES[device]
-
-
-def _bnb() -> ModuleType:
-    """``bitsandbytes.functional``, imported on first use: only NF4 (QLoRA) needs it.
-
-    Raises:
-        ImportError: When bitsandbytes is not installed, naming the install and the
-            config key that asked for NF4.
-    """
-    # bitsandbytes warns at import when an optional CPU kernel package is absent; the
-    # plain CPU path it falls back to is the one we use, so the warning is noise.
-    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
-    try:
-        import bitsandbytes.functional as bnbf
-    except ImportError as error:
-        raise ImportError(
-            "QLoRA stores frozen base weights as bitsandbytes NF4, but bitsandbytes cannot "
-            f"be imported ({error}): pip install bitsandbytes, or build the model without "
-            "NF4 (model.quantize_base=False, or a lora_ builder instead of a qlora_ one)"
-        ) from error
-    return bnbf
