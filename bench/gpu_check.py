@@ -4,25 +4,32 @@ It needs PyTorch and the Hugging Face libraries only (no Ray): the recipe functi
 in this process with a one-rank NCCL process group (gloo on CPU), the way each Ray Train
 worker runs it. On a CUDA machine (about 4 minutes on one H200) it checks:
 
-- NF4 quantisation on CUDA equals the CPU's byte for byte (where the NF4 code runs);
+- NF4 quantisation on CUDA equals the CPU's byte for byte (and its dequantise time);
 - LoRA, QLoRA, DoRA and full fine-tunes of a random ~1B Llama in bf16 with FSDP2 learn
   (the loss falls on repeated data) and resume (a run resumed from its step-3 checkpoint
-  logs the uninterrupted run's later losses);
+  logs the uninterrupted run's later losses; LoRA and DoRA with dropout, so that needs
+  the CUDA RNG state restored);
 - ``compile=True`` matches eager;
+- packed batches: flex_attention's BlockMask gives the dense mask's logits and gradients,
+  and a packed LoRA run learns;
+- ``fsdp_cpu_offload=True`` logs the losses of LoRA and QLoRA runs without it;
 - tokens/s and MFU for LoRA at 4 x 2048 tokens, next to transformers + PEFT on the same
   weights and GPU;
 - the peak memory of that run next to ``tune plan --gpu h200``.
 
-Without CUDA it runs the same checks on a tiny model in float32 on the CPU, skipping
-what needs CUDA, so CI proves that it starts and that every path it drives works:
+Each check runs on its own: an exception or a false verdict is recorded in the summary
+(``failed`` lists them), the next check still runs, and the exit status is 1 if any
+failed. ``--out`` is rewritten after every check, so a run cut short keeps what it did;
+``--only`` reruns named checks. Without CUDA it runs the same checks on a tiny model in
+float32 on the CPU, skipping what needs CUDA, so CI proves that every path it drives works:
 
-    python bench/gpu_check.py [--out gpu_check.json] [--skip-throughput]
+    python bench/gpu_check.py [--out gpu_check.json] [--skip-throughput] [--only packed,...]
 
-Omegaconf, if the machine lacks it, travels as wheels (see docs/benchmarks.md).
+Omegaconf, if the machine lacks it, travels as wheels (see DEVELOPERS.md); NF4 is plain
+PyTorch, so QLoRA needs nothing more.
 """
 
 import argparse
-import importlib.util
 import json
 import os
 import random
@@ -31,6 +38,7 @@ import socket
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 import torch
@@ -51,10 +59,12 @@ FULL = [
     *[f"~model.{k}" for k in ("lora_rank", "lora_alpha", "lora_dropout")],
     "optimizer.lr=2e-5",
 ]
+DROPOUT = "model.lora_dropout=0.1"  # resuming then also needs the (CUDA) RNG state back
+QLORA = [*LORA, "+model.quantize_base=True"]
 METHODS = {
-    "lora": LORA,
-    "qlora": [*LORA, "+model.quantize_base=True"],
-    "dora": [*LORA, "+model.use_dora=True"],
+    "lora": [*LORA, DROPOUT],
+    "qlora": QLORA,
+    "dora": [*LORA, "+model.use_dora=True", DROPOUT],
     "full": FULL,
 }
 H200_BF16_PEAK = 989e12  # dense bf16 FLOP/s, NVIDIA's datasheet
@@ -62,9 +72,12 @@ H200_BF16_PEAK = 989e12  # dense bf16 FLOP/s, NVIDIA's datasheet
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, help="also write the summary here")
+    parser.add_argument("--out", type=Path, help="also write the summary here (after each check)")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument(
+        "--only", help="comma-separated check names to run (e.g. methods.qlora,packed)"
+    )
     args = parser.parse_args()
     cuda = torch.cuda.is_available()
     device = torch.device("cuda", 0) if cuda else torch.device("cpu")
@@ -73,23 +86,80 @@ def main() -> None:
     summary: dict = {
         "device": torch.cuda.get_device_name(0) if cuda else "cpu",
         "torch": torch.__version__,
+        "failed": [],
     }
+    sizes = GPU_SIZES if cuda else CPU_SIZES
     _init_process_group(device)
     try:
-        sizes = GPU_SIZES if cuda else CPU_SIZES
         assets = make_assets(work / "assets", sizes, seq=2048 if cuda else 128, device=device)
-        summary["nf4_cuda_equals_cpu"] = check_nf4(cuda)
-        summary["methods"] = {m: check_method(m, assets, work, device, sizes) for m in METHODS}
-        summary["compile"] = check_compile(assets, work, device, sizes)
-        if not args.skip_throughput:
-            summary["throughput"] = check_throughput(assets, work, device, sizes)
+        for name, check in _checks(assets, work, device, sizes, args).items():
+            _record(summary, name, _guarded(name, check, summary))
+            summary["wall_s"] = round(time.perf_counter() - started, 1)
+            if args.out:
+                args.out.write_text(json.dumps(summary, indent=2) + "\n")
     finally:
         dist.destroy_process_group()
-    summary["wall_s"] = round(time.perf_counter() - started, 1)
-    text = json.dumps(summary, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    print(json.dumps(summary, indent=2))
+    if summary["failed"]:
+        sys.exit(f"gpu_check: failed: {', '.join(summary['failed'])}")
+
+
+def _checks(assets: dict, work: Path, device: torch.device, sizes: tuple, args) -> dict:
+    """The checks, by summary key, in the order they run."""
+    checks = {
+        "nf4_cuda_equals_cpu": lambda: check_nf4(device.type == "cuda"),
+        **{
+            f"methods.{m}": lambda m=m: check_method(m, assets, work, device, sizes)
+            for m in METHODS
+        },
+        "compile": lambda: check_compile(assets, work, device, sizes),
+        "packed": lambda: check_packed(assets, work, device, sizes),
+        "offload": lambda: check_offload(assets, work, device, sizes),
+    }
+    if not args.skip_throughput:
+        checks["throughput"] = lambda: check_throughput(assets, work, device, sizes)
+    if args.only:
+        wanted = args.only.split(",")
+        unknown = sorted(set(wanted) - set(checks))
+        if unknown:
+            sys.exit(f"--only: unknown check {', '.join(unknown)}; checks: {', '.join(checks)}")
+        checks = {name: checks[name] for name in wanted}
+    return checks
+
+
+def _guarded(name: str, check, summary: dict) -> dict:
+    """Run one check; an exception or a false verdict is recorded, and the next check runs.
+
+    A verdict is any boolean in the result (``learns``, ``matches``, ...): one that is
+    False marks the check failed, so one run on a GPU reports every problem at once.
+    """
+    try:
+        result = check()
+    except Exception as error:  # noqa: BLE001 - reported in the summary, then go on
+        result = {
+            "error": f"{type(error).__name__}: {error}"[:2000],
+            "traceback": traceback.format_exc().splitlines()[-12:],
+        }
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    if "error" in result or _false_verdicts(result):
+        summary["failed"].append(name)
+    return result
+
+
+def _false_verdicts(result) -> bool:
+    if isinstance(result, dict):
+        return any(v is False or _false_verdicts(v) for v in result.values())
+    return False
+
+
+def _record(summary: dict, name: str, result: dict) -> None:
+    """``summary[name] = result``, a dotted name nesting (``methods.lora``)."""
+    *parents, leaf = name.split(".")
+    node = summary
+    for parent in parents:
+        node = node.setdefault(parent, {})
+    node[leaf] = result
 
 
 def _init_process_group(device: torch.device) -> None:
@@ -146,7 +216,17 @@ def make_assets(root: Path, sizes: tuple, seq: int, device: torch.device) -> dic
     ]
     data = root / "data.json"
     data.write_text(json.dumps(rows))
-    return {"model": model_dir, "tokenizer": tokenizer, "data": data, "seq": seq}
+    short_data = root / "short.txt"  # lines of about seq / 4 tokens: several per pack
+    short_data.write_text(
+        "\n".join(" ".join(rng.choices(words, k=max(2, seq // 24))) for _ in range(64))
+    )
+    return {
+        "model": model_dir,
+        "tokenizer": tokenizer,
+        "data": data,
+        "short_data": short_data,
+        "seq": seq,
+    }
 
 
 def config(assets: dict, out: Path, sizes: tuple, *overrides: str, seq: int = 512, batch: int = 2):
@@ -200,32 +280,38 @@ def run(cfg, checkpoint_root: Path, device: torch.device, steps: int) -> list[di
 
 
 def check_nf4(cuda: bool) -> dict:
-    """NF4 packing of the same weights on both devices, byte for byte."""
+    """NF4 packing of the same weights on both devices, byte for byte; CUDA dequantise time."""
     if not cuda:
         return {"skipped": "no CUDA"}
-    if importlib.util.find_spec("bitsandbytes") is None:
-        return {"skipped": "NF4 needs bitsandbytes, which is not installed"}
     from modeling.peft.nf4 import NF4Weight
 
     torch.manual_seed(0)
     results = {}
-    for shape in ((4096, 4096), (1000, 1000)):
+    for shape in ((4096, 4096), (1000, 1000), (8192, 28672)):
         weight = torch.randn(shape, dtype=torch.bfloat16)
-        packed = []
+        stored = {}
         for device in ("cpu", "cuda"):
             nf4 = NF4Weight(*shape, dtype=torch.bfloat16, device=device)
             nf4.quantize_(weight.to(device))
-            packed.append((nf4.packed.cpu(), nf4.absmax.cpu()))
-        results["x".join(map(str, shape))] = all(
-            torch.equal(a, b) for a, b in zip(packed[0], packed[1], strict=True)
+            stored[device] = nf4
+        cpu, gpu = stored["cpu"], stored["cuda"]
+        results["x".join(map(str, shape))] = (
+            torch.equal(cpu.packed, gpu.packed.cpu())
+            and torch.equal(cpu.absmax, gpu.absmax.cpu())
+            and torch.equal(cpu.dequantize(), gpu.dequantize().cpu())
         )
+    gpu.dequantize()
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(10):
+        gpu.dequantize()
+    torch.cuda.synchronize()
+    results["dequantize_8192x28672_ms"] = round((time.perf_counter() - start) * 100, 2)
     return results
 
 
 def check_method(method: str, assets: dict, work: Path, device, sizes) -> dict:
     """The method learns on a repeated batch and resumes exactly from its step-3 checkpoint."""
-    if method == "qlora" and importlib.util.find_spec("bitsandbytes") is None:
-        return {"skipped": "NF4 needs bitsandbytes, which is not installed"}
     root = work / method
     shutil.rmtree(root, ignore_errors=True)
     cfg = config(assets, root / "straight", sizes, *METHODS[method])
@@ -265,6 +351,127 @@ def check_compile(assets: dict, work: Path, device, sizes) -> dict:
     gap = max(abs(a["loss"] - b["loss"]) for a, b in zip(eager, compiled, strict=True))
     tolerance = 2e-2 if device.type == "cuda" else 1e-4
     return {"max_loss_gap": gap, "matches": gap <= tolerance * max(1.0, eager[0]["loss"])}
+
+
+def check_packed(assets: dict, work: Path, device, sizes) -> dict:
+    """Packed batches: flex_attention's BlockMask equals the dense mask (CUDA); LoRA learns.
+
+    On CUDA the BlockMask path (compiled flex_attention) and the dense additive mask give
+    the same logits and gradients on one packed batch of a small float32 model; on every
+    device a packed LoRA run of the recipe learns, on text samples of about a quarter of
+    the sequence, so each pack holds several documents (``documents_per_pack``).
+    """
+    result = {}
+    if device.type == "cuda":
+        result["flex_equals_dense"] = _flex_against_dense(device)
+    seq = assets["seq"]
+    metrics = run(
+        config(
+            assets,
+            work / "packed",
+            sizes,
+            *LORA,
+            "save_every_n_steps=null",
+            "dataset._component_=orchestrator.datasets.text_completion_dataset",
+            f"dataset.source={assets['short_data']}",
+            "~dataset.train_on_input",
+            "dataset.packed=True",
+            seq=seq,
+        ),
+        work / "packed-ckpt",
+        device,
+        4,
+    )
+    losses = [m["loss"] for m in metrics]
+    lines = assets["short_data"].read_text().splitlines()
+    document = sum(len(line) + 2 for line in lines) / len(lines)  # bytes, BOS and EOS
+    result.update(
+        documents_per_pack=round(seq / document, 1),
+        losses=[round(x, 4) for x in losses],
+        learns=losses[-1] < losses[0],
+    )
+    return result
+
+
+def _flex_against_dense(device: torch.device) -> dict:
+    from modeling.llama3 import llama3
+    from modeling.modules.attention_masks import (
+        block_causal_additive_mask,
+        block_causal_block_mask,
+    )
+
+    torch.manual_seed(0)
+    model = llama3(
+        vocab_size=1024,
+        num_layers=2,
+        num_heads=8,
+        num_kv_heads=2,
+        embed_dim=512,
+        intermediate_dim=1024,
+        max_seq_len=2048,
+    ).to(device)
+    batch, seq = 2, 1024
+    lengths = [[300, 500, 224], [1000, 24]]  # documents per pack, each summing to seq
+    document_ids = torch.cat(
+        [
+            torch.repeat_interleave(torch.arange(len(row)), torch.tensor(row))[None]
+            for row in lengths
+        ]
+    ).to(device)
+    input_pos = torch.cat([torch.cat([torch.arange(n) for n in row])[None] for row in lengths]).to(
+        device
+    )
+    tokens = torch.randint(0, 1024, (batch, seq), device=device)
+    outputs = {}
+    for name, mask in (
+        ("flex", block_causal_block_mask(document_ids)),
+        ("dense", block_causal_additive_mask(document_ids)),
+    ):
+        model.zero_grad(set_to_none=True)
+        logits = model(tokens, mask=mask, input_pos=input_pos)
+        logits.float().logsumexp(-1).mean().backward()
+        grads = torch.cat([p.grad.flatten() for p in model.parameters()])
+        outputs[name] = (logits.detach(), grads)
+    (flex_logits, flex_grads), (dense_logits, dense_grads) = outputs["flex"], outputs["dense"]
+    logits_gap = (flex_logits - dense_logits).abs().max().item()
+    grad_gap = ((flex_grads - dense_grads).norm() / dense_grads.norm()).item()
+    return {
+        "max_logits_gap": logits_gap,
+        "relative_grad_gap": grad_gap,
+        "matches": logits_gap <= 1e-3 * max(1.0, dense_logits.abs().max().item())
+        and grad_gap <= 1e-3,
+    }
+
+
+def check_offload(assets: dict, work: Path, device, sizes) -> dict:
+    """``fsdp_cpu_offload=True`` logs the losses of the same LoRA and QLoRA runs without it."""
+    result = {}
+    for method, overrides in (("lora", LORA), ("qlora", QLORA)):
+        losses = {}
+        for offload in (False, True):
+            name = f"offload-{method}-{offload}"
+            metrics = run(
+                config(
+                    assets,
+                    work / name,
+                    sizes,
+                    *overrides,
+                    "save_every_n_steps=null",
+                    f"fsdp_cpu_offload={offload}",
+                ),
+                work / f"{name}-ckpt",
+                device,
+                3,
+            )
+            losses[offload] = [m["loss"] for m in metrics]
+        gap = max(abs(a - b) for a, b in zip(losses[False], losses[True], strict=True))
+        tolerance = 2e-2 if device.type == "cuda" else 1e-5
+        result[method] = {
+            "losses": [round(x, 4) for x in losses[True]],
+            "max_loss_gap": gap,
+            "matches": gap <= tolerance * max(1.0, losses[False][0]),
+        }
+    return result
 
 
 def check_throughput(assets: dict, work: Path, device, sizes) -> dict:

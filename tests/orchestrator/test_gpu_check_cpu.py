@@ -26,9 +26,36 @@ def test_gpu_check_runs_on_cpu_and_every_check_passes(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(out.read_text())
     assert summary["device"] == "cpu"
+    assert summary["failed"] == []
     assert summary["nf4_cuda_equals_cpu"] == {"skipped": "no CUDA"}
     for method, check in summary["methods"].items():
         assert check["learns"] and check["resumes"], (method, check)
     assert summary["compile"]["matches"]
+    assert summary["packed"]["learns"] and "flex_equals_dense" not in summary["packed"]
+    assert summary["offload"]["lora"]["matches"] and summary["offload"]["qlora"]["matches"]
     assert summary["throughput"]["tunefleet_tokens_per_second"] > 0
     assert summary["throughput"]["transformers_peft_tokens_per_second"] > 0
+
+
+def test_gpu_check_reports_a_failing_check_and_runs_the_others(tmp_path):
+    """A check that raises is recorded with its error, the rest run, and the exit is 1."""
+    script = f"""
+import sys
+sys.argv = ["gpu_check", "--out", {str(tmp_path / "summary.json")!r},
+            "--workdir", {str(tmp_path / "work")!r}, "--only", "nf4_cuda_equals_cpu,compile"]
+sys.path.insert(0, {str(REPO / "bench")!r})
+import gpu_check
+def broken(*args, **kwargs):
+    raise RuntimeError("compile exploded")
+gpu_check.check_compile = broken
+gpu_check.main()
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 1
+    assert "gpu_check: failed: compile" in result.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["failed"] == ["compile"]
+    assert summary["compile"]["error"] == "RuntimeError: compile exploded"
+    assert summary["nf4_cuda_equals_cpu"] == {"skipped": "no CUDA"}
