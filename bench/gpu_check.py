@@ -93,7 +93,7 @@ def main() -> None:
     try:
         assets = make_assets(work / "assets", sizes, seq=2048 if cuda else 128, device=device)
         for name, check in _checks(assets, work, device, sizes, args).items():
-            _record(summary, name, _guarded(name, check, summary))
+            _record(summary, name, _guarded(name, check, summary, work))
             summary["wall_s"] = round(time.perf_counter() - started, 1)
             if args.out:
                 args.out.write_text(json.dumps(summary, indent=2) + "\n")
@@ -105,19 +105,19 @@ def main() -> None:
 
 
 def _checks(assets: dict, work: Path, device: torch.device, sizes: tuple, args) -> dict:
-    """The checks, by summary key, in the order they run."""
+    """The checks, by summary key, in the order they run; each gets its own scratch folder."""
     checks = {
-        "nf4_cuda_equals_cpu": lambda: check_nf4(device.type == "cuda"),
+        "nf4_cuda_equals_cpu": lambda _: check_nf4(device.type == "cuda"),
         **{
-            f"methods.{m}": lambda m=m: check_method(m, assets, work, device, sizes)
+            f"methods.{m}": lambda scratch, m=m: check_method(m, assets, scratch, device, sizes)
             for m in METHODS
         },
-        "compile": lambda: check_compile(assets, work, device, sizes),
-        "packed": lambda: check_packed(assets, work, device, sizes),
-        "offload": lambda: check_offload(assets, work, device, sizes),
+        "compile": lambda scratch: check_compile(assets, scratch, device, sizes),
+        "packed": lambda scratch: check_packed(assets, scratch, device, sizes),
+        "offload": lambda scratch: check_offload(assets, scratch, device, sizes),
     }
     if not args.skip_throughput:
-        checks["throughput"] = lambda: check_throughput(assets, work, device, sizes)
+        checks["throughput"] = lambda scratch: check_throughput(assets, scratch, device, sizes)
     if args.only:
         wanted = args.only.split(",")
         unknown = sorted(set(wanted) - set(checks))
@@ -127,19 +127,25 @@ def _checks(assets: dict, work: Path, device: torch.device, sizes: tuple, args) 
     return checks
 
 
-def _guarded(name: str, check, summary: dict) -> dict:
+def _guarded(name: str, check, summary: dict, work: Path) -> dict:
     """Run one check; an exception or a false verdict is recorded, and the next check runs.
 
     A verdict is any boolean in the result (``learns``, ``matches``, ...): one that is
-    False marks the check failed, so one run on a GPU reports every problem at once.
+    False marks the check failed, so one run on a GPU reports every problem at once. The
+    check's scratch folder (checkpoints, outputs: tens of GB for the ~1B full fine-tune)
+    is removed afterwards, so the checks fit a small disk one after another.
     """
+    scratch = work / name
+    shutil.rmtree(scratch, ignore_errors=True)
     try:
-        result = check()
+        result = check(scratch)
     except Exception as error:  # noqa: BLE001 - reported in the summary, then go on
         result = {
             "error": f"{type(error).__name__}: {error}"[:2000],
             "traceback": traceback.format_exc().splitlines()[-12:],
         }
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
     if "error" in result or _false_verdicts(result):
@@ -312,15 +318,14 @@ def check_nf4(cuda: bool) -> dict:
 
 def check_method(method: str, assets: dict, work: Path, device, sizes) -> dict:
     """The method learns on a repeated batch and resumes exactly from its step-3 checkpoint."""
-    root = work / method
-    shutil.rmtree(root, ignore_errors=True)
-    cfg = config(assets, root / "straight", sizes, *METHODS[method])
-    straight = run(cfg, root / "ckpt", device, steps=6)
-    resumed_root = root / "ckpt-resumed"
-    resumed_root.mkdir(parents=True)
-    shutil.copytree(root / "ckpt" / "checkpoint_000003", resumed_root / "checkpoint_000003")
+    cfg = config(assets, work / "straight", sizes, *METHODS[method])
+    straight = run(cfg, work / "ckpt", device, steps=6)
+    resumed_ckpt = work / "ckpt-resumed"
+    resumed_ckpt.mkdir(parents=True)
+    # Moved, not copied: the ~1B full fine-tune's train state is over 10 GB.
+    (work / "ckpt" / "checkpoint_000003").rename(resumed_ckpt / "checkpoint_000003")
     resumed = run(
-        config(assets, root / "resumed", sizes, *METHODS[method]), resumed_root, device, 6
+        config(assets, work / "resumed", sizes, *METHODS[method]), resumed_ckpt, device, 6
     )
     losses = [m["loss"] for m in straight]
     after = {m["step"]: m["loss"] for m in resumed if m["step"] > 3}
@@ -335,22 +340,39 @@ def check_method(method: str, assets: dict, work: Path, device, sizes) -> dict:
 
 
 def check_compile(assets: dict, work: Path, device, sizes) -> dict:
-    """LoRA with ``compile=True`` logs the eager run's losses (bf16 tolerance on GPU)."""
-    eager = run(
-        config(assets, work / "eager", sizes, *LORA, "save_every_n_steps=null"),
-        work / "eager-ckpt",
-        device,
-        4,
-    )
-    compiled = run(
-        config(assets, work / "compiled", sizes, *LORA, "save_every_n_steps=null", "compile=True"),
-        work / "compiled-ckpt",
-        device,
-        4,
-    )
-    gap = max(abs(a["loss"] - b["loss"]) for a, b in zip(eager, compiled, strict=True))
-    tolerance = 2e-2 if device.type == "cuda" else 1e-4
-    return {"max_loss_gap": gap, "matches": gap <= tolerance * max(1.0, eager[0]["loss"])}
+    """LoRA and QLoRA with ``compile=True`` log the eager runs' losses (bf16 tolerance on GPU)."""
+    result = {}
+    for method, overrides in (("lora", LORA), ("qlora", QLORA)):
+        losses = {}
+        for compiled in (False, True):
+            name = f"{method}-compile-{compiled}"
+            metrics = run(
+                config(
+                    assets,
+                    work / name,
+                    sizes,
+                    *overrides,
+                    "save_every_n_steps=null",
+                    f"compile={compiled}",
+                ),
+                work / f"{name}-ckpt",
+                device,
+                4,
+            )
+            losses[compiled] = [m["loss"] for m in metrics]
+        result[method] = _same_losses(losses[False], losses[True], device, cpu_tolerance=1e-4)
+    return result
+
+
+def _same_losses(reference: list, other: list, device, cpu_tolerance: float) -> dict:
+    """The verdict on two runs' loss curves: within bf16 noise on GPU, ``cpu_tolerance`` on CPU."""
+    gap = max(abs(a - b) for a, b in zip(reference, other, strict=True))
+    tolerance = 2e-2 if device.type == "cuda" else cpu_tolerance
+    return {
+        "losses": [round(x, 4) for x in other],
+        "max_loss_gap": gap,
+        "matches": gap <= tolerance * max(1.0, abs(reference[0])),
+    }
 
 
 def check_packed(assets: dict, work: Path, device, sizes) -> dict:
@@ -464,13 +486,7 @@ def check_offload(assets: dict, work: Path, device, sizes) -> dict:
                 3,
             )
             losses[offload] = [m["loss"] for m in metrics]
-        gap = max(abs(a - b) for a, b in zip(losses[False], losses[True], strict=True))
-        tolerance = 2e-2 if device.type == "cuda" else 1e-5
-        result[method] = {
-            "losses": [round(x, 4) for x in losses[True]],
-            "max_loss_gap": gap,
-            "matches": gap <= tolerance * max(1.0, losses[False][0]),
-        }
+        result[method] = _same_losses(losses[False], losses[True], device, cpu_tolerance=1e-5)
     return result
 
 

@@ -30,11 +30,13 @@ def test_gpu_check_runs_on_cpu_and_every_check_passes(tmp_path):
     assert summary["nf4_cuda_equals_cpu"] == {"skipped": "no CUDA"}
     for method, check in summary["methods"].items():
         assert check["learns"] and check["resumes"], (method, check)
-    assert summary["compile"]["matches"]
+    assert summary["compile"]["lora"]["matches"] and summary["compile"]["qlora"]["matches"]
     assert summary["packed"]["learns"] and "flex_equals_dense" not in summary["packed"]
     assert summary["offload"]["lora"]["matches"] and summary["offload"]["qlora"]["matches"]
     assert summary["throughput"]["tunefleet_tokens_per_second"] > 0
     assert summary["throughput"]["transformers_peft_tokens_per_second"] > 0
+    # each check's scratch folder is gone: the GPU run's full fine-tune writes tens of GB
+    assert [p.name for p in (tmp_path / "work").iterdir()] == ["assets"]
 
 
 def test_gpu_check_reports_a_failing_check_and_runs_the_others(tmp_path):
