@@ -41,6 +41,8 @@ def header_record(
         total_steps: Optimizer steps of the whole run.
         first_step: The step this run starts at (after a resume, not 1).
     """
+    import torch
+
     params = list(model.parameters())
     global_batch = (
         int(cfg.batch_size) * int(cfg.get("gradient_accumulation_steps", 1) or 1) * world_size
@@ -52,6 +54,7 @@ def header_record(
             "total_params": sum(p.numel() for p in params),
             "workers": world_size,
             "device": device,
+            "threads": torch.get_num_threads(),  # a CPU worker's compute: its threads
             "global_batch": global_batch,
             "total_steps": total_steps,
             "first_step": first_step,
@@ -97,13 +100,18 @@ def format_count(n: int) -> str:
 def format_header(header: dict[str, Any]) -> list[str]:
     """The run header as two lines."""
     share = header["trainable_params"] / max(header["total_params"], 1)
-    devices = "CPU" if header["device"] == "cpu" else "GPU"
+    workers = header["workers"]
+    workers = f"{workers} worker{'s' if workers != 1 else ''}"
+    if header["device"] == "cpu":
+        threads = header.get("threads")
+        where = f"{workers} on CPU" + (f", {threads} threads each" if threads else "")
+    else:
+        where = f"{workers} x 1 GPU"
     resumed = f" (resuming at {header['first_step']})" if header["first_step"] > 1 else ""
     return [
         f"Model {header['model']}: {format_count(header['trainable_params'])} trainable of "
         f"{format_count(header['total_params'])} parameters ({share:.2%})",
-        f"{header['workers']} workers x 1 {devices}, global batch {header['global_batch']}, "
-        f"{header['total_steps']} steps{resumed}",
+        f"{where}, global batch {header['global_batch']}, {header['total_steps']} steps{resumed}",
     ]
 
 

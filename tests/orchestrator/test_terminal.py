@@ -24,6 +24,7 @@ HEADER_RECORD = {
         "total_params": 8_030_261_248,
         "workers": 2,
         "device": "cpu",
+        "threads": 4,
         "global_batch": 8,
         "total_steps": 111,
         "first_step": 1,
@@ -53,7 +54,7 @@ def test_lines_come_at_about_every_five_percent_of_the_steps():
     assert lines[0] == (
         "Model modeling.llama3.lora_llama3_tiny: 123.5K trainable of 8.03B parameters (0.00%)"
     )
-    assert lines[1] == "2 workers x 1 CPU, global batch 8, 111 steps"
+    assert lines[1] == "2 workers on CPU, 4 threads each, global batch 8, 111 steps"
     steps = [int(line.split()[1].split("/")[0]) for line in lines[2:]]
     assert steps[0] == 1 and steps[-1] == 111
     assert 20 <= len(steps) <= 22  # 111 steps, ~21 lines: one per 5%, plus the first and last
@@ -107,7 +108,7 @@ def test_a_terminal_gets_a_live_bar_with_step_loss_rate_and_eta():
     os.close(controller)
     assert proc.returncode == 0, text
     assert "BarProgress" in text
-    assert "2 workers x 1 CPU, global batch 8, 111 steps" in text
+    assert "2 workers on CPU, 4 threads each, global batch 8, 111 steps" in text
     assert "\x1b[" in text  # redrawn in place with terminal control sequences
     plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
     assert "40/40" in plain and "loss 0.1250" in plain and "20,000 tok/s" in plain
@@ -137,7 +138,7 @@ def test_a_log_gets_the_header_sparse_lines_and_the_summary(tiny_run_args, tmp_p
     assert result.exit_code == 0, result.output
     err = result.stderr
     assert "Model modeling.llama3.lora_llama3: " in err and "trainable of" in err
-    assert "2 workers x 1 CPU, global batch 8, 20 steps" in err
+    assert re.search(r"2 workers on CPU, \d+ threads each, global batch 8, 20 steps", err)
     step_lines = [line for line in err.splitlines() if line.startswith("step ")]
     assert step_lines[0].startswith("step 1/20 |") and step_lines[-1].startswith("step 20/20 |")
     assert len(step_lines) == 20  # 20 steps: every step is a 5% step
