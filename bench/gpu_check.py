@@ -106,15 +106,16 @@ def main() -> None:
 
 def _checks(assets: dict, work: Path, device: torch.device, sizes: tuple, args) -> dict:
     """The checks, by summary key, in the order they run; each gets its own scratch folder."""
+    baselines = EagerBaselines(assets, work, device, sizes)
     checks = {
         "nf4_cuda_equals_cpu": lambda _: check_nf4(device.type == "cuda"),
         **{
             f"methods.{m}": lambda scratch, m=m: check_method(m, assets, scratch, device, sizes)
             for m in METHODS
         },
-        "compile": lambda scratch: check_compile(assets, scratch, device, sizes),
+        "compile": lambda scratch: check_compile(assets, scratch, device, sizes, baselines),
         "packed": lambda scratch: check_packed(assets, scratch, device, sizes),
-        "offload": lambda scratch: check_offload(assets, scratch, device, sizes),
+        "offload": lambda scratch: check_offload(assets, scratch, device, sizes, baselines),
     }
     if not args.skip_throughput:
         checks["throughput"] = lambda scratch: check_throughput(assets, scratch, device, sizes)
@@ -285,6 +286,46 @@ def run(cfg, checkpoint_root: Path, device: torch.device, steps: int) -> list[di
     return read_metrics(Path(cfg.output_dir) / "metrics.jsonl")
 
 
+COMPARED = {"lora": LORA, "qlora": QLORA}  # the methods compile and offload are checked on
+COMPARED_STEPS = 4
+
+
+class EagerBaselines:
+    """The plain runs (eager, no offload) that the compile and offload checks compare with.
+
+    Each method's run is made once, on first use, and its losses kept; its outputs are
+    deleted at once (a merged ~1B model is 2.2 GB).
+    """
+
+    def __init__(self, assets: dict, work: Path, device: torch.device, sizes: tuple) -> None:
+        self.assets, self.work, self.device, self.sizes = assets, work, device, sizes
+        self.losses: dict[str, list[float]] = {}
+
+    def __call__(self, method: str) -> list[float]:
+        """The losses of ``method``'s plain run, ``COMPARED_STEPS`` steps."""
+        if method not in self.losses:
+            out = self.work / f"baseline-{method}"
+            cfg = config(self.assets, out, self.sizes, *COMPARED[method], "save_every_n_steps=null")
+            try:
+                metrics = run(cfg, out / "ckpt", self.device, COMPARED_STEPS)
+            finally:
+                shutil.rmtree(out, ignore_errors=True)
+            self.losses[method] = [m["loss"] for m in metrics]
+        return self.losses[method]
+
+
+def _variant_losses(assets, work: Path, device, sizes, method: str, override: str) -> list:
+    """The losses of ``method`` run with one more override, ``COMPARED_STEPS`` steps."""
+    overrides = [*COMPARED[method], "save_every_n_steps=null", override]
+    metrics = run(
+        config(assets, work / method, sizes, *overrides),
+        work / method / "ckpt",
+        device,
+        COMPARED_STEPS,
+    )
+    return [m["loss"] for m in metrics]
+
+
 def check_nf4(cuda: bool) -> dict:
     """NF4 packing of the same weights on both devices, byte for byte; CUDA dequantise time."""
     if not cuda:
@@ -339,29 +380,17 @@ def check_method(method: str, assets: dict, work: Path, device, sizes) -> dict:
     }
 
 
-def check_compile(assets: dict, work: Path, device, sizes) -> dict:
+def check_compile(assets: dict, work: Path, device, sizes, baselines) -> dict:
     """LoRA and QLoRA with ``compile=True`` log the eager runs' losses (bf16 tolerance on GPU)."""
-    result = {}
-    for method, overrides in (("lora", LORA), ("qlora", QLORA)):
-        losses = {}
-        for compiled in (False, True):
-            name = f"{method}-compile-{compiled}"
-            metrics = run(
-                config(
-                    assets,
-                    work / name,
-                    sizes,
-                    *overrides,
-                    "save_every_n_steps=null",
-                    f"compile={compiled}",
-                ),
-                work / f"{name}-ckpt",
-                device,
-                4,
-            )
-            losses[compiled] = [m["loss"] for m in metrics]
-        result[method] = _same_losses(losses[False], losses[True], device, cpu_tolerance=1e-4)
-    return result
+    return {
+        method: _same_losses(
+            baselines(method),
+            _variant_losses(assets, work, device, sizes, method, "compile=True"),
+            device,
+            cpu_tolerance=1e-4,
+        )
+        for method in COMPARED
+    }
 
 
 def _same_losses(reference: list, other: list, device, cpu_tolerance: float) -> dict:
@@ -465,29 +494,17 @@ def _flex_against_dense(device: torch.device) -> dict:
     }
 
 
-def check_offload(assets: dict, work: Path, device, sizes) -> dict:
+def check_offload(assets: dict, work: Path, device, sizes, baselines) -> dict:
     """``fsdp_cpu_offload=True`` logs the losses of the same LoRA and QLoRA runs without it."""
-    result = {}
-    for method, overrides in (("lora", LORA), ("qlora", QLORA)):
-        losses = {}
-        for offload in (False, True):
-            name = f"offload-{method}-{offload}"
-            metrics = run(
-                config(
-                    assets,
-                    work / name,
-                    sizes,
-                    *overrides,
-                    "save_every_n_steps=null",
-                    f"fsdp_cpu_offload={offload}",
-                ),
-                work / f"{name}-ckpt",
-                device,
-                3,
-            )
-            losses[offload] = [m["loss"] for m in metrics]
-        result[method] = _same_losses(losses[False], losses[True], device, cpu_tolerance=1e-5)
-    return result
+    return {
+        method: _same_losses(
+            baselines(method),
+            _variant_losses(assets, work, device, sizes, method, "fsdp_cpu_offload=True"),
+            device,
+            cpu_tolerance=1e-5,
+        )
+        for method in COMPARED
+    }
 
 
 def check_throughput(assets: dict, work: Path, device, sizes) -> dict:

@@ -61,25 +61,28 @@ def test_gpu_check_runs_on_cpu_and_every_check_passes(tmp_path):
     assert [p.name for p in (tmp_path / "work").iterdir()] == ["assets"]
 
 
-def test_gpu_check_reports_a_failing_check_and_runs_the_others(tmp_path):
-    """A check that raises is recorded with its error, the rest run, and the exit is 1."""
+def test_gpu_check_reports_failing_checks_and_runs_the_others(tmp_path):
+    """A check that raises, and one whose verdict is False, are recorded; the rest run; exit 1."""
+    only = "compile,nf4_cuda_equals_cpu,packed"
     script = f"""
 import sys
 sys.argv = ["gpu_check", "--out", {str(tmp_path / "summary.json")!r},
-            "--workdir", {str(tmp_path / "work")!r}, "--only", "nf4_cuda_equals_cpu,compile"]
+            "--workdir", {str(tmp_path / "work")!r}, "--only", {only!r}]
 sys.path.insert(0, {str(REPO / "bench")!r})
 import gpu_check
 def broken(*args, **kwargs):
     raise RuntimeError("compile exploded")
 gpu_check.check_compile = broken
+gpu_check.check_packed = lambda *args: {{"flex_equals_dense": {{"matches": False}}}}
 gpu_check.main()
 """
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 1
-    assert "gpu_check: failed: compile" in result.stderr
+    assert "gpu_check: failed: compile, packed" in result.stderr
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["failed"] == ["compile"]
+    assert summary["failed"] == ["compile", "packed"]
     assert summary["compile"]["error"] == "RuntimeError: compile exploded"
-    assert summary["nf4_cuda_equals_cpu"] == {"skipped": "no CUDA"}
+    assert "broken" in "".join(summary["compile"]["traceback"])
+    assert summary["nf4_cuda_equals_cpu"] == {"skipped": "no CUDA"}  # ran after the failure
