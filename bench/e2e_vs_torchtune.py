@@ -33,28 +33,37 @@ WORDS = 3000
 
 
 def make_assets(root: Path, args: argparse.Namespace) -> dict[str, Path]:
-    """Checkpoint, tokenizer and data shared by both runs (made once per ``root``)."""
+    """Checkpoint, tokenizer and data shared by both runs, kept in ``root`` for reuse.
+
+    Each file is named for the flags that shape it (a later run with other sizes, steps
+    or sequence length makes its own), and each draws from its own seeded generator, so
+    a file is the same whichever of them a run finds already made.
+    """
     root.mkdir(parents=True, exist_ok=True)
-    model_dir, tokenizer = root / "model", root / "tokenizer.model"
-    data = root / f"data-prompt{args.prompt_fraction:g}.json"
-    rng = random.Random(0)
+    shape = f"{args.layers}x{args.dim}-h{args.heads}-s{args.seq}"
+    model_dir, tokenizer = root / f"model-{shape}", root / "tokenizer.model"
+    rows = args.batch * (args.steps + 2)
+    data = root / f"data-s{args.seq}-n{rows}-prompt{args.prompt_fraction:g}.json"
+    vocab_rng = random.Random(0)
     vocab = [
-        "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 9)))
+        "".join(vocab_rng.choices("abcdefghijklmnopqrstuvwxyz", k=vocab_rng.randint(2, 9)))
         for _ in range(WORDS)
     ]
     if not data.exists():
-        rows = [
+        rng = random.Random(1)
+        samples = [
             {
                 "instruction": " ".join(rng.choices(vocab, k=_prompt_words(args))),
                 "input": "",
                 "output": " ".join(rng.choices(vocab, k=2 * args.seq)),
             }
-            for _ in range(args.batch * (args.steps + 2))
+            for _ in range(rows)
         ]
-        data.write_text(json.dumps(rows))
+        data.write_text(json.dumps(samples))
     if not tokenizer.exists():
         import sentencepiece as spm
 
+        rng = random.Random(2)
         corpus = root / "corpus.txt"
         corpus.write_text("\n".join(" ".join(rng.choices(vocab, k=30)) for _ in range(20_000)))
         spm.SentencePieceTrainer.train(
@@ -224,6 +233,8 @@ def main() -> None:
         help="score prompt tokens too (--no-train-on-input: instruction tuning's masking)",
     )
     args = parser.parse_args()
+    if args.batch % args.workers:
+        parser.error(f"--batch {args.batch} must divide by --workers {args.workers}")
     root = Path(args.workdir)
     assets = make_assets(root / "assets", args)
     results = {}
