@@ -16,7 +16,6 @@ import torch
 from omegaconf import DictConfig
 
 from modeling.data import Message
-from orchestrator.datasets import AlpacaToMessages
 from orchestrator.generate import ChatModel, load_chat_model
 
 HELDOUT_PATH = Path(__file__).parent / "data" / "demo_heldout.json"
@@ -77,9 +76,7 @@ def score(chat: ChatModel, pairs: dict[str, str]) -> Score:
     tokenizer = chat.tokenizer
     sequences, starts = [], []
     for prompt, expected in pairs.items():
-        messages = [Message("user", prompt), Message("assistant", expected)]
-        if chat.alpaca:
-            messages[0] = AlpacaToMessages()({"instruction": prompt, "output": ""})[0]
+        messages = [chat.user_message(prompt), Message("assistant", expected)]
         full, _ = tokenizer.tokenize_messages(messages, add_end_tokens=False)
         prefix = chat.prompt_tokens(prompt)
         assert full[: len(prefix)] == prefix, "the chat format must extend the prompt"

@@ -90,14 +90,17 @@ class ChatModel:
         self.tokenizer = tokenizer
         self.alpaca = alpaca
 
-    def prompt_tokens(self, prompt: str) -> list[int]:
-        """The token ids the model continues to answer ``prompt``."""
+    def user_message(self, prompt: str) -> Message:
+        """``prompt`` as the user turn, wrapped as the training data wrapped its prompts."""
         from orchestrator.datasets import AlpacaToMessages
 
         if self.alpaca:
-            user = AlpacaToMessages()({"instruction": prompt, "output": ""})[0]
-        else:
-            user = Message("user", prompt)
+            return AlpacaToMessages()({"instruction": prompt, "output": ""})[0]
+        return Message("user", prompt)
+
+    def prompt_tokens(self, prompt: str) -> list[int]:
+        """The token ids the model continues to answer ``prompt``."""
+        user = self.user_message(prompt)
         tokens, _ = self.tokenizer.tokenize_messages([user, Message("assistant", "", eot=False)])
         if tokens and tokens[-1] == self.tokenizer.eos_id:
             tokens = tokens[:-1]
@@ -151,21 +154,3 @@ def load_chat_model(
     model.load_state_dict(checkpointer.load_checkpoint())
     alpaca = "alpaca" in str(cfg.dataset.get("_component_", ""))
     return ChatModel(model, tokenizer, alpaca=alpaca)
-
-
-def generate_from_config(
-    cfg: DictConfig,
-    prompt: str,
-    *,
-    max_new_tokens: int = 48,
-    temperature: float = 0.0,
-    checkpoint_dir: str | Path | None = None,
-) -> str:
-    """Load a run's merged model and tokenizer from its config and answer ``prompt``.
-
-    The prompt is wrapped as the config's training data wrapped its prompts (Alpaca's
-    template for Alpaca-style datasets), then formatted as a user turn of the family's
-    chat format with an open assistant turn.
-    """
-    chat = load_chat_model(cfg, checkpoint_dir)
-    return chat.answer(prompt, max_new_tokens=max_new_tokens, temperature=temperature)

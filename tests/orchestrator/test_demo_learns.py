@@ -48,6 +48,17 @@ def test_the_demo_learns_its_training_prompts(tmp_path, ray_cluster):
     assert answer.exit_code == 0, answer.output
     assert answer.stdout.strip() == "The capital of Italy is Rome."
 
+    compared = CliRunner().invoke(
+        app,
+        ["generate", "--config", "demo", f"output_dir={out}", f"demo_assets={assets}"]
+        + ["--prompt", README_PROMPT, "--compare"],
+    )
+    assert compared.exit_code == 0, compared.output
+    assert compared.stdout.splitlines() == [
+        f"base:  {italy['base'].strip()}",
+        "tuned: The capital of Italy is Rome.",
+    ]
+
 
 def test_demo_assets_are_remade_when_the_data_changes(tmp_path):
     from omegaconf import OmegaConf
