@@ -232,6 +232,18 @@ def gather_full(tensor: torch.Tensor) -> torch.Tensor:
     A shard offloaded to host memory (``cpu_offload``) is moved to its mesh's device for
     the gather first, since NCCL gathers only device tensors.
     """
+    return _full_on_mesh_device(tensor).detach().cpu()
+
+
+def join_gather(tensor: torch.Tensor) -> None:
+    """Take part in gathering ``tensor`` as :func:`gather_full` does, and keep nothing.
+
+    The ranks that do not write a tensor still join its collective, the same one.
+    """
+    _full_on_mesh_device(tensor)
+
+
+def _full_on_mesh_device(tensor: torch.Tensor) -> torch.Tensor:
     if isinstance(tensor, DTensor):
         mesh_device = tensor.device_mesh.device_type
         if tensor.device.type != mesh_device:
@@ -244,7 +256,7 @@ def gather_full(tensor: torch.Tensor) -> torch.Tensor:
                 stride=tensor.stride(),
             )
         tensor = tensor.full_tensor()
-    return tensor.detach().cpu()
+    return tensor
 
 
 def assert_nothing_on_meta(model: nn.Module) -> None:

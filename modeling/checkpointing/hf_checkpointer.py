@@ -8,7 +8,6 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.distributed.tensor import DTensor
 
 from modeling.checkpointing.adapter import write_peft_adapter
 from modeling.checkpointing.atomic import atomic_directory, shared_directory
@@ -39,7 +38,7 @@ from modeling.checkpointing.writers import (
 from modeling.convert import HeadDims, KeyMapper
 from modeling.convert.hf import IGNORED_HF_KEYS
 from modeling.peft import get_adapter_params
-from modeling.sharding import gather_full
+from modeling.sharding import gather_full, join_gather
 from modeling.storage.paths import StoragePath, as_path
 
 DEFAULT_SHARD_SIZE = "5GB"
@@ -315,12 +314,6 @@ def unique_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
             seen.add(id(tensor))
             tensors[key] = tensor
     return tensors
-
-
-def join_gather(tensor: torch.Tensor) -> None:
-    """Take part in gathering ``tensor`` (a collective for FSDP shards) and keep nothing."""
-    if isinstance(tensor, DTensor):
-        tensor.full_tensor()
 
 
 def save_adapter(

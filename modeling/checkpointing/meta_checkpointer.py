@@ -29,7 +29,7 @@ from modeling.checkpointing.files import (
     required_file,
     resolve_meta_files,
 )
-from modeling.checkpointing.hf_checkpointer import join_gather, require_output_dir, save_adapter
+from modeling.checkpointing.hf_checkpointer import require_output_dir, save_adapter
 from modeling.checkpointing.options import check_torchtune_kwargs
 from modeling.checkpointing.protocol import ADAPTER_DIR, MERGED_DIR, Checkpointer
 from modeling.checkpointing.readers import load_torch_file
@@ -46,7 +46,7 @@ from modeling.convert.meta import (
     TIED_OUTPUT_MODEL_TYPES,
 )
 from modeling.peft import LoRALinear, get_adapter_params
-from modeling.sharding import gather_full
+from modeling.sharding import gather_full, join_gather
 from modeling.storage.paths import as_path
 
 META_WEIGHTS = "consolidated.00.pth"

@@ -5,6 +5,7 @@ from pathlib import Path
 from torch import nn
 
 from modeling.builders import decoder_sizes
+from modeling.checkpointing.tied_output import ties_output
 
 # config.json field -> the builder keyword that sets it (read off a model by decoder_sizes).
 _CONFIG_FIELDS = {
@@ -58,7 +59,7 @@ def validate_config(
 def _tie_and_rope_diffs(config: dict, model: nn.Module) -> list[str]:
     """Differences in output tying and ``rope_type: llama3`` scaling the config states."""
     diffs = []
-    tied = getattr(model, "output", "absent") is None
+    tied = ties_output(model)
     if (
         isinstance(config.get("tie_word_embeddings"), bool)
         and config["tie_word_embeddings"] != tied
