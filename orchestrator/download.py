@@ -30,10 +30,9 @@ import json
 import os
 import shutil
 import tempfile
-import uuid
 from pathlib import Path
 
-from modeling.checkpointing.atomic import COMPLETE_MARKER, publish_directory
+from modeling.checkpointing.atomic import COMPLETE_MARKER, publish_directory, replace_directory
 from modeling.checkpointing.output_rule import check_output_directory
 from modeling.storage import is_remote
 from modeling.storage.paths import StoragePath, as_path
@@ -151,21 +150,6 @@ def _carry_over(old: Path, staging: Path) -> None:
             shutil.copy2(source, target, follow_symlinks=False)
 
 
-def _swap_in(staging: Path, output: Path) -> None:
-    """Put the finished ``staging`` at ``output``; remove what was there only afterwards."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    old = None
-    if output.exists() or output.is_symlink():
-        old = output.parent / f".{output.name}.old-{uuid.uuid4().hex[:8]}"
-        output.rename(old)
-    os.replace(staging, output)
-    if old is not None:
-        if old.is_dir() and not old.is_symlink():
-            shutil.rmtree(old)
-        else:
-            old.unlink()
-
-
 def _has_files(folder: Path) -> bool:
     """Whether ``folder`` holds any file outside huggingface_hub's ``.cache`` bookkeeping."""
     for path in folder.rglob("*"):
@@ -251,8 +235,7 @@ def download_model(
                 raise DownloadError(f"{err.reason}. {remote} was not written.") from None
             shutil.rmtree(local / ".cache", ignore_errors=True)  # huggingface_hub's bookkeeping
             (local / COMPLETE_MARKER).unlink()  # publish_directory writes it, last
-            publish_directory(local, str(remote))
-            (remote / COMPLETE_MARKER).write_text(_marker_text(repo_id, sha))
+            publish_directory(local, str(remote), marker=_marker_text(repo_id, sha))
         return remote, sha, files
     output = Path(output_dir).expanduser().absolute()
     patterns = [p for p in (ignore_patterns or ()) if p] or None
@@ -319,5 +302,5 @@ def download_model(
         raise DownloadError(f"{failure}. {note}.", str(failure)) from None
 
     (target / COMPLETE_MARKER).write_text(_marker_text(repo_id, info.sha))
-    _swap_in(target, output)
+    replace_directory(output, target)
     return output, info.sha or "", files

@@ -65,7 +65,7 @@ def atomic_directory(final: str | os.PathLike) -> Iterator[Path]:
     tmp = _staging_sibling(final)
     try:
         yield tmp
-        _replace(final, tmp)
+        replace_directory(final, tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -87,22 +87,37 @@ def _staging_sibling(final: Path) -> Path:
     return tmp
 
 
-def _replace(final: Path, tmp: Path) -> None:
-    """Put the finished ``tmp`` at ``final``, removing what was there only afterwards."""
+def replace_directory(final: Path, tmp: Path) -> None:
+    """Put the finished directory ``tmp`` at ``final``, removing what was there only afterwards.
+
+    What ``final`` held (a directory, a file or a link) is renamed aside first, so at
+    every moment ``final`` is either the old thing or the whole new directory.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
     old = None
-    if final.exists():
+    if final.exists() or final.is_symlink():
         old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
         final.rename(old)
     tmp.rename(final)
-    if old is not None:
+    if old is None:
+        return
+    if old.is_dir() and not old.is_symlink():
         shutil.rmtree(old)
+    else:
+        old.unlink()
 
 
-def publish_directory(local: str | os.PathLike, uri: str) -> None:
-    """Replace what ``uri`` holds by the files of ``local``, then mark it complete."""
+def publish_directory(local: str | os.PathLike, uri: str, marker: str = "complete\n") -> None:
+    """Replace what ``uri`` holds by the files of ``local``, then mark it complete.
+
+    Args:
+        local: The finished directory (without a completion marker of its own).
+        uri: Where it goes.
+        marker: The completion marker's text, written last.
+    """
     delete_tree(uri)  # a partial earlier attempt goes; its marker goes with it
     upload_dir(local, uri)
-    (StoragePath(uri) / COMPLETE_MARKER).write_text("complete\n")
+    (StoragePath(uri) / COMPLETE_MARKER).write_text(marker)
 
 
 @contextmanager
@@ -158,7 +173,7 @@ def shared_directory(final: str | os.PathLike, rank: int, world_size: int) -> It
         yield tmp
         dist.barrier()
         if rank == 0:
-            _replace(Path(final).expanduser().absolute(), tmp)
+            replace_directory(Path(final).expanduser().absolute(), tmp)
     except BaseException:
         if rank == 0:
             shutil.rmtree(tmp, ignore_errors=True)
