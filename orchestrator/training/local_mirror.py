@@ -9,7 +9,7 @@ what is there; a local target is written in place and :meth:`sync` does nothing.
 import tempfile
 from pathlib import Path
 
-from modeling.storage import is_remote, upload_dir
+from modeling.storage import is_remote, join, upload_dir
 
 
 class LocalMirror:
@@ -26,7 +26,16 @@ class LocalMirror:
         self.path = Path(tempfile.mkdtemp(prefix=prefix)) if self.remote else Path(target)
         self.path.mkdir(parents=True, exist_ok=True)
 
-    def sync(self) -> None:
-        """Upload every file of the scratch directory to the URI (no-op when local)."""
-        if self.remote:
+    def sync(self, subfolder: str | None = None) -> None:
+        """Upload the scratch directory's files to the URI (no-op when local).
+
+        Args:
+            subfolder: Upload only this folder of it (files written since the last sync,
+                e.g. one profiler cycle), not everything again.
+        """
+        if not self.remote:
+            return
+        if subfolder is None:
             upload_dir(self.path, self.target)
+        else:
+            upload_dir(self.path / subfolder, join(self.target, subfolder))

@@ -189,7 +189,7 @@ class TraceWriter:
             group_by_input_shape=prof.record_shapes, group_by_stack_n=5
         ).table(sort_by="self_device_time_total" if cuda else "self_cpu_time_total", row_limit=25)
         (directory / f"rank{self.rank}_key_averages.txt").write_text(table + os.linesep)
-        self.mirror.sync()
+        self.mirror.sync(directory.name)  # this cycle's traces; earlier ones are up
         if self.rank == 0:
             log.info(
                 "Profiler traces of step %d written to %s in %.2f s",
