@@ -213,7 +213,7 @@ def finetune(config: dict | DictConfig, session: Session) -> dict[str, Any]:
     profiler.stop()
     if logger:
         logger.close()
-    write_outputs(cfg, model, checkpointer, session.rank, is_lora)
+    write_outputs(cfg, model, checkpointer, tokenizer, session.rank, is_lora)
     return metrics
 
 
@@ -278,17 +278,18 @@ def _accumulate(
     defer_sync = defer_sync and isinstance(model, FSDPModule) and len(micro_batches) > 1
     total = torch.zeros((), dtype=torch.float32, device=device)
     input_tokens = 0
+    chunks = getattr(loss_fn, "num_output_chunks", None)  # logits projected chunk by chunk
     for index, (batch, label) in enumerate(zip(micro_batches, labels, strict=True)):
         if defer_sync:
             model.set_requires_gradient_sync(index == len(micro_batches) - 1)
         tokens = batch["tokens"].to(device, non_blocking=True)
         label = label.to(device, non_blocking=True)
         input_tokens += tokens.numel()
-        kwargs = {k: batch[k].to(device) for k in ("mask", "input_pos") if k in batch}
+        kwargs = {}
         if "document_ids" in batch:  # packed: one mask per batch, shared by every layer
             kwargs["mask"] = packed_attention_mask(batch["document_ids"].to(device))
+            kwargs["input_pos"] = batch["input_pos"].to(device)
         scored = label != CROSS_ENTROPY_IGNORE_IDX  # logits only where a label takes loss
-        chunks = getattr(loss_fn, "num_output_chunks", None)  # projected chunk by chunk
         logits = model(tokens, output_mask=scored, output_chunks=chunks, **kwargs)
         loss = loss_fn(logits, label[scored])
         (loss * scale).backward()

@@ -19,13 +19,13 @@ LORA_KEYS = ("lora_attn_modules", *LORA_OPTIONS)  # every keyword a lora_ builde
 
 
 def write_outputs(
-    cfg: DictConfig, model, checkpointer: Checkpointer, rank: int, is_lora: bool
+    cfg: DictConfig, model, checkpointer: Checkpointer, tokenizer, rank: int, is_lora: bool
 ) -> None:
     """Write ``adapter/`` (LoRA) and ``merged/`` under ``cfg.output_dir``, then the loss curve.
 
     ``cfg.output_dir`` is the one place outputs go, whatever the checkpointer's own
     ``output_dir`` says. Every rank calls this: the checkpointer's gathers are collectives.
-    Both directories get Hugging Face tokenizer files made from the run's tokenizer
+    Both directories get Hugging Face tokenizer files made from the run's ``tokenizer``
     (:func:`~modeling.tokenizers.hf_export.hf_tokenizer_files`), written before each is
     published, so ``AutoTokenizer`` loads them whatever files the base came with.
     """
@@ -36,7 +36,7 @@ def write_outputs(
         rank=rank,
         lora_config=_lora_config(cfg, model) if is_lora else None,
         max_shard_size=cfg.get("max_shard_size"),
-        extra_files=tokenizer_files(cfg, checkpointer) if rank == 0 else None,
+        extra_files=tokenizer_files(tokenizer, checkpointer) if rank == 0 else None,
     )
     if rank == 0:
         plot_loss_curve(output_dir / METRICS_FILE, output_dir / LOSS_CURVE_FILE)
@@ -44,13 +44,11 @@ def write_outputs(
         dist.barrier()
 
 
-def tokenizer_files(cfg: DictConfig, checkpointer: Checkpointer) -> dict[str, bytes]:
+def tokenizer_files(tokenizer, checkpointer: Checkpointer) -> dict[str, bytes]:
     """The run's tokenizer as Hugging Face files, with the base's generation settings kept."""
-    from orchestrator.config import instantiate
-
     generation_path = checkpointer.checkpoint_dir / "generation_config.json"
     generation = json.loads(generation_path.read_text()) if generation_path.is_file() else None
-    return hf_tokenizer_files(instantiate(cfg.tokenizer), generation)
+    return hf_tokenizer_files(tokenizer, generation)
 
 
 def _lora_config(cfg: DictConfig, model) -> dict[str, Any]:
