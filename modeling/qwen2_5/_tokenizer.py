@@ -138,16 +138,6 @@ class Qwen2_5Tokenizer(ChatTokenizer):  # noqa: N801 (torchtune's class name)
             return [AddedToken(c, int(i), c not in plain) for c, i in special_tokens.items()]
         return list(special_tokens)
 
-    def encode(self, text: str, add_bos: bool = True, add_eos: bool = True) -> list[int]:
-        """Token ids of ``text``, then eos if ``add_eos`` (bos only if one was configured).
-
-        Control tokens spelled in ``text`` are encoded as plain text; Qwen's plain added
-        tokens (``<tool_call>``, FIM markers) are recognised, as by its own tokenizer.
-        """
-        ids = self._bpe.encode(text)
-        bos = [self.bos_id] if add_bos and self.bos_id is not None else []
-        return bos + ids + [self.eos_id] * add_eos
-
     def _encode_text(self, text: str) -> list[int]:
         return self._bpe.encode(text)
 

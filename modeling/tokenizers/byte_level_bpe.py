@@ -152,6 +152,8 @@ class ByteLevelBPE:
     ) -> None:
         self.vocab = files.vocab
         self._check(files, added_tokens, source, builder)
+        self.merges = list(files.merges)  # in rank order, kept for exporting tokenizer.json
+        self.pattern = pattern
         self._ranks = {pair: rank for rank, pair in enumerate(files.merges)}
         self._pattern = regex.compile(pattern)
         self.added_tokens = {t.content: t for t in added_tokens}

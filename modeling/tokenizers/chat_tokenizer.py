@@ -16,7 +16,7 @@ class ChatTokenizer(ABC):
     ``_format_messages``.
 
     Attributes:
-        bos_id: Beginning-of-sequence id.
+        bos_id: Beginning-of-sequence id; None for a family without one (Qwen 2.5).
         eos_id: End-of-sequence id.
         pad_id: Id that collation pads with.
         vocab_size: Number of ids this tokenizer can produce (the model's embedding may be
@@ -34,7 +34,7 @@ class ChatTokenizer(ABC):
     # with eos already.
     appends_eos: ClassVar[bool] = True
 
-    bos_id: int
+    bos_id: int | None
     eos_id: int
     pad_id: int
     vocab_size: int
@@ -73,7 +73,8 @@ class ChatTokenizer(ABC):
         ids, so training data cannot inject them.
         """
         ids = self._encode_text(text)
-        return [self.bos_id] * add_bos + ids + [self.eos_id] * add_eos
+        bos = [self.bos_id] if add_bos and self.bos_id is not None else []  # Qwen has none
+        return bos + ids + [self.eos_id] * add_eos
 
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str:
         """Text of ``ids``.

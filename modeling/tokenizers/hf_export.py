@@ -28,7 +28,7 @@ import json
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from modeling.tokenizers.byte_level_bpe import ByteLevelBPE, bytes_to_unicode
+from modeling.tokenizers.byte_level_bpe import BYTE_ENCODER, ByteLevelBPE
 from modeling.tokenizers.chat_tokenizer import ChatTokenizer
 from modeling.tokenizers.qwen2_5_chat_template import QWEN2_5_CHAT_TEMPLATE
 from modeling.tokenizers.sentencepiece_bpe import SentencePieceTokenizer
@@ -168,8 +168,8 @@ def _bpe_parts(ranks: Mapping[bytes, int], token: bytes, max_rank: int) -> list[
 
 def _tiktoken_files(tokenizer) -> dict[str, bytes]:
     bpe = tokenizer._bpe  # the Llama 3 tokenizer's TikTokenBPE
-    ranks: dict[bytes, int] = bpe._encoding._mergeable_ranks
-    to_unicode = bytes_to_unicode()
+    ranks: dict[bytes, int] = bpe.ranks
+    to_unicode = BYTE_ENCODER
 
     def spell(token: bytes) -> str:
         return "".join(to_unicode[b] for b in token)
@@ -187,7 +187,7 @@ def _tiktoken_files(tokenizer) -> dict[str, bytes]:
             "pretokenizers": [
                 {
                     "type": "Split",
-                    "pattern": {"Regex": bpe._encoding._pat_str},
+                    "pattern": {"Regex": bpe.pattern},
                     "behavior": "Isolated",
                     "invert": False,
                 },
@@ -276,7 +276,7 @@ def _byte_level_bpe_files(tokenizer) -> dict[str, bytes]:
             "pretokenizers": [
                 {
                     "type": "Split",
-                    "pattern": {"Regex": bpe._pattern.pattern},
+                    "pattern": {"Regex": bpe.pattern},
                     "behavior": "Isolated",
                     "invert": False,
                 },
@@ -300,7 +300,7 @@ def _byte_level_bpe_files(tokenizer) -> dict[str, bytes]:
             "byte_fallback": False,
             "ignore_merges": False,  # every pre-token is merged, as ours are
             "vocab": bpe.vocab,
-            "merges": [list(pair) for pair in sorted(bpe._ranks, key=bpe._ranks.get)],
+            "merges": [list(pair) for pair in bpe.merges],
         },
     }
     names = {

@@ -124,6 +124,8 @@ class TikTokenBPE:
         self, path: str | Path, *, pattern: str, special_tokens: Sequence[str], builder: str
     ) -> None:
         ranks = load_ranks(read_tokenizer_file(path, builder), path, builder)
+        self.ranks = ranks  # byte piece -> rank, kept for exporting tokenizer.json
+        self.pattern = pattern
         self.num_base = len(ranks)
         self.special_tokens = {
             token: self.num_base + index for index, token in enumerate(special_tokens)
