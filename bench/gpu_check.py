@@ -545,12 +545,14 @@ def check_throughput(assets: dict, work: Path, device, sizes) -> dict:
 
 
 def _lora_flops_per_token(sizes: tuple, seq: int) -> float:
-    """4 x frozen matmul params (no weight gradient) plus causal attention, per token."""
+    """4 x frozen matmul params (no weight gradient) plus attention, per token."""
     layers, dim, heads, kv_heads, mlp, vocab = sizes
     head_dim = dim // heads
     per_layer = dim * dim * 2 + 2 * dim * kv_heads * head_dim + 3 * dim * mlp
     frozen = layers * per_layer + vocab * dim
-    attention = layers * 2 * 2 * seq * dim  # QK^T and AV, causal half of 2*seq*dim each, x3
+    # QK^T and AV, 2*seq*dim FLOPs each per token, counted in full as PaLM's MFU does (a
+    # causal kernel skips about half); x3 below for forward and backward.
+    attention = layers * 2 * 2 * seq * dim
     return 4 * frozen + 3 * attention
 
 

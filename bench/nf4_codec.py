@@ -62,7 +62,7 @@ def time_dtype(dtype: torch.dtype, args: argparse.Namespace) -> dict:
     row = {
         "shape": f"{args.rows}x{args.cols}",
         "dtype": str(dtype).removeprefix("torch."),
-        "ours_quantize_ms": best_seconds(lambda: quantize_nf4(weight, BLOCKSIZE), 3),
+        "ours_quantize_ms": best_seconds(lambda: quantize_nf4(weight, BLOCKSIZE), args.repeats),
         "ours_dequantize_ms": best_seconds(
             lambda: dequantize_nf4(packed, absmax, numel, BLOCKSIZE, dtype), args.repeats
         ),
@@ -70,7 +70,7 @@ def time_dtype(dtype: torch.dtype, args: argparse.Namespace) -> dict:
     reference = bitsandbytes_functions(dtype, numel)
     if reference:
         quantize, dequantize = reference
-        row["bitsandbytes_quantize_ms"] = best_seconds(lambda: quantize(weight), 3)
+        row["bitsandbytes_quantize_ms"] = best_seconds(lambda: quantize(weight), args.repeats)
         row["bitsandbytes_dequantize_ms"] = best_seconds(
             lambda: dequantize(packed, absmax), args.repeats
         )
