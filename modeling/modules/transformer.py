@@ -137,9 +137,10 @@ class TransformerDecoder(nn.Module):
         Args:
             tokens: Token ids.
             mask: Optional attention mask of a packed batch, shared by every layer: a
-                boolean ``[batch, seq, seq]`` tensor (True = attend) or a flex_attention
-                ``BlockMask`` (``modeling.modules.attention_masks.packed_attention_mask``
-                builds the one suited to the device from per-token document ids).
+                ``[batch, seq, seq]`` tensor, boolean (True = attend) or additive (0 or
+                -inf), or a flex_attention ``BlockMask``
+                (``modeling.modules.attention_masks.packed_attention_mask`` builds the one
+                suited to the device from per-token document ids).
             input_pos: Optional ``[batch, seq]`` positions, e.g. per document when packed.
             output_mask: Optional boolean ``[batch, seq]``: compute logits only where True
                 and return them as ``[n_true, vocab_size]``. Fine-tuning needs no logits

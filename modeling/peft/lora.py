@@ -148,19 +148,16 @@ class LoRALinear(nn.Module):
         """Base projection plus the scaled low-rank update (DoRA-rescaled if enabled).
 
         An NF4 base goes through :func:`linear_nf4`, so its dense weight lives only while
-        it is used (DoRA dequantises it once more for the row norms).
+        it is used; with DoRA it is dequantised once per forward and shared by the
+        projection and the row norms.
         """
-        if isinstance(self.weight, NF4Weight):
-            dense = self.weight.dequantize() if self.use_dora else None
-            nf4 = self.weight
+        nf4 = isinstance(self.weight, NF4Weight)
+        dense = None if nf4 and not self.use_dora else self.base_weight()
 
-            def project(inp: torch.Tensor) -> torch.Tensor:
-                return linear_nf4(inp, nf4, dense)
-        else:
-            dense = self.weight
-
-            def project(inp: torch.Tensor) -> torch.Tensor:
-                return F.linear(inp, dense.to(inp.dtype))
+        def project(inp: torch.Tensor) -> torch.Tensor:
+            if nf4:
+                return linear_nf4(inp, self.weight, dense)
+            return F.linear(inp, dense.to(inp.dtype))
 
         base = project(x)
         dropped = self.dropout(x)
