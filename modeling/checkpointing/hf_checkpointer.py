@@ -10,7 +10,7 @@ import torch.distributed as dist
 from torch import nn
 
 from modeling.checkpointing.adapter import write_peft_adapter
-from modeling.checkpointing.atomic import atomic_directory, shared_directory
+from modeling.checkpointing.atomic import atomic_directory
 from modeling.checkpointing.files import (
     checkpoint_directory,
     read_json,
@@ -24,22 +24,19 @@ from modeling.checkpointing.readers import TensorIndex, hf_rows, iter_hf_tensors
 from modeling.checkpointing.tied_output import without_tied_copy
 from modeling.checkpointing.validation import validate_config
 from modeling.checkpointing.writers import (
-    check_shards_arrived,
     floating_dtype,
     plan_hf_shards,
-    shard_file_names,
     shard_size_bytes,
     write_files,
     write_hf_state_dict,
-    write_index,
     write_model_files,
-    write_shard_files,
+    write_sharded_model,
 )
 from modeling.convert import HeadDims, KeyMapper
 from modeling.convert.hf import IGNORED_HF_KEYS
 from modeling.peft import get_adapter_params
 from modeling.sharding import gather_full, join_gather
-from modeling.storage.paths import StoragePath, as_path
+from modeling.storage.paths import as_path
 
 DEFAULT_SHARD_SIZE = "5GB"
 
@@ -278,19 +275,20 @@ class FullModelHFCheckpointer(Checkpointer):
                 for key in plan.parts[hf_key]:
                     join_gather(tensors[key])
 
-        output = output_dir / MERGED_DIR
-        with shared_directory(output, rank, world_size) as tmp, torch.no_grad():
-            write_shard_files(
-                tmp, plan.shards, produce, rank=rank, world_size=world_size, join=join
+        with torch.no_grad():
+            return write_sharded_model(
+                output_dir / MERGED_DIR,
+                plan.shards,
+                produce,
+                rank=rank,
+                world_size=world_size,
+                total_size=plan.total_size,
+                config_path=self.config_path,
+                source_dir=self.checkpoint_dir,
+                dtype=floating_dtype(tensors.values()),
+                extra_files=extra_files,
+                join=join,
             )
-            if world_size > 1:
-                dist.barrier()
-            if rank == 0:
-                if not isinstance(output, StoragePath):
-                    check_shards_arrived(tmp, shard_file_names(plan.shards), output)
-                write_index(tmp, plan.shards, plan.total_size)
-                self._write_model_files(tmp, floating_dtype(tensors.values()), extra_files)
-        return output
 
     def _write_model_files(
         self,

@@ -12,10 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 
 from modeling.checkpointing.adapter import ADAPTER_CONFIG, ADAPTER_WEIGHTS
-from modeling.checkpointing.atomic import shared_directory
 from modeling.checkpointing.files import (
     checkpoint_directory,
     read_json,
@@ -25,18 +23,14 @@ from modeling.checkpointing.files import (
 from modeling.checkpointing.output_rule import check_output_directory
 from modeling.checkpointing.readers import TensorIndex, iter_hf_tensors
 from modeling.checkpointing.writers import (
-    check_shards_arrived,
     hf_sort_key,
     plan_shards,
-    shard_file_names,
     shard_size_bytes,
-    write_index,
-    write_model_files,
-    write_shard_files,
+    write_sharded_model,
 )
 from modeling.convert.hf import PEFT_PREFIX
 from modeling.peft.lora import merge_lora_weight
-from modeling.storage.paths import StoragePath, as_path
+from modeling.storage.paths import as_path
 
 _SUFFIXES = {
     "lora_A.weight": "a",
@@ -189,15 +183,15 @@ def merge_adapter(
             tensor = index.read(key)
             yield key, updates[key].apply(tensor) if key in updates else tensor
 
-    output = as_path(output_dir)
-    names = shard_file_names(plan)
-    with shared_directory(output, rank, world_size) as tmp:
-        write_shard_files(tmp, plan, produce, rank=rank, world_size=world_size)
-        if world_size > 1:
-            dist.barrier()
-        if rank == 0:
-            if not isinstance(output, StoragePath):
-                check_shards_arrived(tmp, names, output)
-            write_index(tmp, plan, sum(index.nbytes(key) for keys in plan for key in keys))
-            write_model_files(tmp, config_path, base, dtype=None, extra_files=extra_files)
-    return output
+    return write_sharded_model(
+        as_path(output_dir),
+        plan,
+        produce,
+        rank=rank,
+        world_size=world_size,
+        total_size=sum(index.nbytes(key) for keys in plan for key in keys),
+        config_path=config_path,
+        source_dir=base,
+        dtype=None,
+        extra_files=extra_files,
+    )

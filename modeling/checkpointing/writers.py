@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 
+from modeling.checkpointing.atomic import shared_directory
 from modeling.checkpointing.readers import SAFETENSORS_DTYPES
 from modeling.convert import KeyMapper
 from modeling.storage.paths import StoragePath
@@ -161,6 +163,52 @@ def write_shard_files(
         written += sum(t.numel() * t.element_size() for t in tensors.values())
         del tensors
     return written
+
+
+def write_sharded_model(
+    output: Path | StoragePath,
+    plan: list[list[str]],
+    produce: Produce,
+    *,
+    rank: int,
+    world_size: int,
+    total_size: int,
+    config_path: Path,
+    source_dir: Path,
+    dtype: torch.dtype | None,
+    extra_files: Mapping[str, bytes] | None = None,
+    join: Callable[[list[str]], None] | None = None,
+) -> Path | StoragePath:
+    """Write a whole Hugging Face model directory at ``output``, its shards split over ranks.
+
+    Every rank writes its shards of ``plan`` (:func:`write_shard_files`) into one shared
+    directory; once all are done, rank 0 checks they arrived (a local ``output``), writes
+    the index and the model's side files (:func:`write_model_files`), and the directory
+    is published whole. Every rank must call it (it synchronises them).
+
+    Args:
+        output: The model directory to produce (local path or URI).
+        plan: Hugging Face keys per shard.
+        produce: Given one shard's keys, yields exactly those keys and their tensors.
+        rank: This process's rank.
+        world_size: Ranks sharing the writing.
+        total_size: Bytes of all the tensors, for the index.
+        config_path: The base's ``config.json``.
+        source_dir: Where the base's tokenizer and side files are.
+        dtype: Recorded in ``config.json`` when given.
+        extra_files: ``name -> contents`` written over the copied side files.
+        join: See :func:`write_shard_files`.
+    """
+    with shared_directory(output, rank, world_size) as tmp:
+        write_shard_files(tmp, plan, produce, rank=rank, world_size=world_size, join=join)
+        if world_size > 1:
+            dist.barrier()
+        if rank == 0:
+            if not isinstance(output, StoragePath):
+                check_shards_arrived(tmp, shard_file_names(plan), output)
+            write_index(tmp, plan, total_size)
+            write_model_files(tmp, config_path, source_dir, dtype, extra_files)
+    return output
 
 
 def write_index(directory: Path, plan: list[list[str]], total_size: int) -> dict[str, str]:
