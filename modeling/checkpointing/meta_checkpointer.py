@@ -46,6 +46,7 @@ from modeling.convert.meta import (
     TIED_OUTPUT_MODEL_TYPES,
 )
 from modeling.peft import LoRALinear, get_adapter_params
+from modeling.peft.adapters import merge_weight
 from modeling.sharding import gather_full, join_gather
 from modeling.storage.paths import as_path
 
@@ -240,9 +241,7 @@ class FullModelMetaCheckpointer(Checkpointer):
             tensor = self.read_rows(key)
             self._mapped = None
             if key in layers:
-                name, module = layers[key]
-                a, b = adapters[f"{name}.lora_a.weight"], adapters[f"{name}.lora_b.weight"]
-                tensor = module.merge(tensor, a, b, adapters.get(f"{name}.magnitude"))
+                tensor = merge_weight(*layers[key], tensor, adapters)
             yield key, tensor
             del tensor  # not held while the next one is read
 

@@ -45,10 +45,21 @@ def merge_state_dict(state: dict[str, torch.Tensor], model: nn.Module) -> dict[s
     merged = {key: value for key, value in state.items() if not is_adapter_key(key)}
     for name, module in model.named_modules():
         if isinstance(module, LoRALinear):
-            merged[f"{name}.weight"] = module.merge(
-                state[f"{name}.weight"],
-                state[f"{name}.lora_a.weight"],
-                state[f"{name}.lora_b.weight"],
-                state.get(f"{name}.magnitude"),
-            )
+            merged[f"{name}.weight"] = merge_weight(name, module, state[f"{name}.weight"], state)
     return merged
+
+
+def merge_weight(
+    name: str, module: LoRALinear, weight: torch.Tensor, adapters: dict[str, torch.Tensor]
+) -> torch.Tensor:
+    """``weight`` (the base of the LoRA layer ``name``) with its adapter from ``adapters``.
+
+    ``adapters`` holds full tensors under our names (``{name}.lora_a.weight``, ...; it may
+    hold other keys too); ``module`` gives the rank, scale and DoRA setting.
+    """
+    return module.merge(
+        weight,
+        adapters[f"{name}.lora_a.weight"],
+        adapters[f"{name}.lora_b.weight"],
+        adapters.get(f"{name}.magnitude"),
+    )
