@@ -1,9 +1,11 @@
 """What the driver checks before any worker starts, so that no run trains on the wrong thing.
 
-Each check reads only what is cheap to read where the driver runs: the checkpoint's
-``config.json``/``params.json`` against the model the config builds (on ``meta``), the
-tokenizer's vocabulary against the model's embedding rows, and the dataset's label tokens
-after truncation. Each failure names both sides and the key to change.
+Each check reads only what is cheap to read where the driver runs: settings that need
+only the config (the sharding layout, the optimizer's arguments), and, when the driver
+can read the run's inputs, the checkpoint's ``config.json``/``params.json`` against the
+model the config builds (on ``meta``), the tokenizer's vocabulary against the model's
+embedding rows, and the dataset's label tokens after truncation. Each failure names both
+sides and the key to change.
 """
 
 import warnings
@@ -18,15 +20,24 @@ from orchestrator.training.device_mesh import check_sharding
 from orchestrator.training.meta_model import build_on_meta
 
 
+def check_settings(cfg: DictConfig) -> None:
+    """The checks that need only the config: run for every launch, local or remote.
+
+    Raises:
+        ValueError: Naming the setting and the fix.
+    """
+    check_sharding(cfg.get("sharding"))
+    check_optimizer(cfg)
+
+
 def check_run_inputs(cfg: DictConfig) -> None:
-    """Run every check below on a resolved config whose inputs the driver can read.
+    """The input checks below, on a resolved config whose inputs the driver can read.
 
     Raises:
         ValueError: Naming the sizes, vocabularies or data that do not fit together.
     """
     from orchestrator.config import instantiate
 
-    check_sharding(cfg.get("sharding"))
     checkpointer = require_checkpointer(instantiate(cfg.checkpointer), cfg)
     model = build_on_meta(cfg.model, torch.float32)
     checkpointer.check_model(model)
@@ -35,7 +46,6 @@ def check_run_inputs(cfg: DictConfig) -> None:
     if tokenizer.max_seq_len is None or tokenizer.max_seq_len > model.max_seq_len:
         tokenizer.max_seq_len = model.max_seq_len  # as the recipe caps it
     check_labels(instantiate(cfg.dataset, tokenizer), tokenizer.max_seq_len)
-    check_optimizer(cfg)
 
 
 def require_checkpointer(checkpointer, cfg: DictConfig) -> Checkpointer:

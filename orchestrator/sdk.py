@@ -17,7 +17,7 @@ from orchestrator.config import (
     validate_config,
 )
 from orchestrator.launcher import FinetuneResult, LaunchOptions, launch
-from orchestrator.preflight import check_run_inputs
+from orchestrator.preflight import check_run_inputs, check_settings
 
 
 def prepare(
@@ -49,6 +49,7 @@ def prepare(
             f" model builder"
         )
     validate_config(cfg)
+    check_settings(cfg)  # the sharding layout and the optimizer, local or remote
     if local:
         if cfg.get("demo_assets"):
             from orchestrator.demo_assets import ensure_demo_assets

@@ -180,6 +180,16 @@ CASES = [
         run("optimizer.lr=-1"),
         ["'torch.optim.AdamW'", "Invalid learning rate: -1", "optimizer.lr="],
     ),
+    Case(  # config-only settings are checked before a remote cluster is contacted
+        "optimizer-bad-setting-remote",
+        run("optimizer.lr=-1", "--address", "127.0.0.1:9"),
+        ["'torch.optim.AdamW'", "Invalid learning rate: -1", "optimizer.lr="],
+    ),
+    Case(
+        "sharding-unknown-remote",
+        run("sharding=zero3", "--address", "127.0.0.1:9"),
+        ["sharding must be one of fsdp, hsdp", "'zero3'"],
+    ),
     # --- inputs of a run -------------------------------------------------------------
     Case(
         "checkpoint-missing",
