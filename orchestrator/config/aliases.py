@@ -48,7 +48,8 @@ _LOGGERS = (
 )
 _LOGGER_MODULES = ("torchtune.training.metric_logging", "torchtune.utils.metric_logging")
 _LOGGER_TARGET = "orchestrator.training.logger_backends"
-_PROFILER = "orchestrator.training.profiler.setup_torch_profiler"
+# What a ``profiler`` section without ``_component_`` builds, as in torchtune's recipes.
+PROFILER_COMPONENT = "orchestrator.training.profiler.setup_torch_profiler"
 _TEMPLATES = "modeling.data.prompt_templates"
 _DATA_TEMPLATES = (
     "PromptTemplate",
@@ -79,8 +80,8 @@ EXACT_ALIASES: dict[str, Alias] = {
         for module in _LOGGER_MODULES
         for name in _LOGGERS
     },
-    "torchtune.training.setup_torch_profiler": Alias(_PROFILER),
-    "torchtune.utils.setup_torch_profiler": Alias(_PROFILER),
+    "torchtune.training.setup_torch_profiler": Alias(PROFILER_COMPONENT),
+    "torchtune.utils.setup_torch_profiler": Alias(PROFILER_COMPONENT),
     **{f"torchtune.data.{name}": Alias(f"{_TEMPLATES}.{name}") for name in _DATA_TEMPLATES},
     "torchtune.models.llama2.Llama2ChatTemplate": Alias(f"{_TEMPLATES}.Llama2ChatTemplate"),
     "torchtune.models.mistral.MistralChatTemplate": Alias(f"{_TEMPLATES}.MistralChatTemplate"),

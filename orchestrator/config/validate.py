@@ -17,6 +17,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from orchestrator.config.aliases import PROFILER_COMPONENT
 from orchestrator.config.components import COMPONENT_KEY, check_call, resolve_with_alias
 from orchestrator.config.errors import ConfigError
 from orchestrator.config.suggest import did_you_mean
@@ -49,7 +50,7 @@ RECIPE_CALLS: dict[str, RecipeCall] = {
     "profiler": RecipeCall(keywords=("rank",)),
 }
 # A profiler section without _component_ means this one, as in torchtune's recipes.
-DEFAULT_COMPONENTS = {"profiler": "orchestrator.training.profiler.setup_torch_profiler"}
+DEFAULT_COMPONENTS = {"profiler": PROFILER_COMPONENT}
 # Top-level components the recipe never builds, with the note tune validate shows.
 UNUSED_COMPONENTS = {
     "tensor_parallel_plan": (

@@ -68,7 +68,8 @@ def missing_library(logger: str, module: str, package: str) -> ImportError:
     )
 
 
-def _rank() -> int:
+def process_rank() -> int:
+    """This process's rank in the default process group (0 when there is none)."""
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
@@ -159,7 +160,7 @@ class TensorBoardLogger:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as err:
             raise missing_library("TensorBoardLogger", "tensorboard", "tensorboard") from err
-        self._rank = _rank()
+        self._rank = process_rank()
         run = f"run_{self._rank}_{time.time()}" if organize_logs else ""
         self._mirror = LocalMirror(os.path.join(log_dir, run), prefix="tunefleet-tb-")
         self.log_dir = self._mirror.target
@@ -223,7 +224,7 @@ class WandBLogger:
         self.log_dir = kwargs.pop("dir", log_dir)
         if self.log_dir is not None:
             os.makedirs(self.log_dir, exist_ok=True)
-        if wandb.run is None and _rank() == 0:
+        if wandb.run is None and process_rank() == 0:
             wandb.init(project=project, entity=entity, group=group, dir=self.log_dir, **kwargs)
         if wandb.run is not None and getattr(wandb, "define_metric", None):
             wandb.define_metric("global_step")
@@ -293,7 +294,7 @@ class CometLogger:
             raise missing_library("CometLogger", "comet_ml", "comet_ml") from err
         kwargs.pop("log_dir", None)
         self.experiment = None
-        if _rank() == 0:
+        if process_rank() == 0:
             self.experiment = comet_ml.start(
                 api_key=api_key,
                 workspace=workspace,
@@ -356,7 +357,7 @@ class MLFlowLogger:
         except ImportError as err:
             raise missing_library("MLFlowLogger", "mlflow", "mlflow") from err
         self._mlflow = mlflow
-        self._rank = _rank()
+        self._rank = process_rank()
         self._run_id = run_id or os.getenv("MLFLOW_RUN_ID")
         if self._rank != 0:
             return

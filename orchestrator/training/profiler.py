@@ -18,17 +18,16 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 import torch
-import torch.distributed as dist
 from torch.profiler import ProfilerActivity
 
 from orchestrator.training.local_mirror import LocalMirror
+from orchestrator.training.logger_backends import process_rank
 
 log = logging.getLogger(__name__)
 
 # torchtune's defaults, used for any schedule key a config leaves out.
 DEFAULT_SCHEDULE = {"wait_steps": 5, "warmup_steps": 5, "active_steps": 2, "num_cycles": 1}
 DEFAULT_OUTPUT_DIR = "profiler_output"
-PROFILER_COMPONENT = "orchestrator.training.profiler.setup_torch_profiler"
 
 
 class Profiler(Protocol):
@@ -114,7 +113,7 @@ def setup_torch_profiler(
     with_stack = with_stack or profile_memory
     record_shapes = record_shapes or profile_memory
     if rank is None:
-        rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+        rank = process_rank()
     mirror = LocalMirror(output_dir or DEFAULT_OUTPUT_DIR, prefix="tunefleet-profile-")
     experimental = torch._C._profiler._ExperimentalConfig(verbose=True) if with_stack else None
     return torch.profiler.profile(
@@ -147,6 +146,7 @@ def profiler_from_config(node: Mapping[str, Any] | None, rank: int) -> Profiler:
     from omegaconf import DictConfig, OmegaConf
 
     from orchestrator.config import instantiate
+    from orchestrator.config.aliases import PROFILER_COMPONENT
 
     if node is None:
         return NullProfiler()
