@@ -76,7 +76,7 @@ def run(
         typer.echo(json.dumps(summary, indent=2))
         return
     typer.echo("\n" + "\n".join(format_summary(summary)))
-    if report is not None and not quiet:
+    if report is not None:  # None when quiet
         from orchestrator.demo_report import format_report
 
         typer.echo("\nWhat the fine-tune taught (greedy decoding):")

@@ -144,7 +144,8 @@ def plan_memory(
     world = nodes * gpus_per_node
     shard = world if sharding == "fsdp" else gpus_per_node
     fsdp = device.kind == "cuda" or world > 1
-    rows = _rows(cfg, model, shape, shard, fsdp=fsdp, offload=offload and fsdp)
+    offload = offload and fsdp  # planned only where the plan shards with FSDP
+    rows = _rows(cfg, model, shape, shard, fsdp=fsdp, offload=offload)
     plan = MemoryPlan(
         config=config_name,
         method="QLoRA" if model.nf4_bytes else "LoRA" if model.frozen_bytes else "full",
@@ -161,7 +162,7 @@ def plan_memory(
         seq_len_source=_seq_len_source(cfg, model, seq_len),
         config_uses_ac=bool(cfg.get("enable_activation_checkpointing", False)),
         rows=rows,
-        cpu_offload=offload and fsdp,
+        cpu_offload=offload,
     )
     plan.notes.extend(_notes(cfg, model, plan))
     return plan
