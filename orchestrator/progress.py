@@ -104,7 +104,8 @@ def format_header(header: dict[str, Any]) -> list[str]:
     workers = f"{workers} worker{'s' if workers != 1 else ''}"
     if header["device"] == "cpu":
         threads = header.get("threads")
-        where = f"{workers} on CPU" + (f", {threads} threads each" if threads else "")
+        each = f", {threads} thread{'s' if threads != 1 else ''} each" if threads else ""
+        where = f"{workers} on CPU{each}"
     else:
         where = f"{workers} x 1 GPU"
     resumed = f" (resuming at {header['first_step']})" if header["first_step"] > 1 else ""

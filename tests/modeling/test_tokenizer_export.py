@@ -109,6 +109,10 @@ def assert_same_tokenizer(directory, ours, family):
     assert settings["eos_token_id"] == list(ours.stop_tokens)
     assert settings["bos_token_id"] == ours.bos_id
     assert hf.eos_token_id == ours.eos_id and hf.bos_token_id == ours.bos_id
+    # special_tokens_map.json names the tokens by the spellings of our ids
+    named = json.loads((directory / "special_tokens_map.json").read_text())
+    assert hf.convert_tokens_to_ids(named["eos_token"]) == ours.eos_id
+    assert hf.convert_tokens_to_ids(named["pad_token"]) == ours.pad_id
 
 
 @pytest.mark.parametrize(

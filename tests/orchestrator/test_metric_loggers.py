@@ -33,6 +33,17 @@ def test_disk_logger_writes_torchtunes_lines(tmp_path):
     )
 
 
+def test_stdout_logger_prints_the_disk_loggers_lines(capsys):
+    logger = instantiate({"_component_": "torchtune.training.metric_logging.StdoutLogger"})
+    logger.log_dict({"loss": 1.5, "lr": 0.001}, step=1)
+    logger.log("loss", 1.25, step=2)
+    logger.close()
+    assert capsys.readouterr().out.splitlines() == [
+        "Step 1 | loss:1.5 lr:0.001 ",
+        "Step 2 | loss:1.25",
+    ]
+
+
 def test_disk_logger_default_file_is_new_per_run(tmp_path):
     logger = DiskLogger(log_dir=str(tmp_path))
     assert logger.path_to_log_file().name.startswith("log_")
