@@ -8,15 +8,17 @@ Alpaca-style JSON file whose every sample is longer than ``--seq`` tokens, so ea
 is exactly ``--batch`` x ``--seq`` tokens on both sides. LoRA on q/v (rank 8), AdamW,
 float32, no activation checkpointing; every token scored (``--train-on-input``, the
 default) or, with ``--no-train-on-input``, only the responses, the first
-``--prompt-fraction`` of each sample being the instruction.
+``--prompt-fraction`` of each sample being the prompt (BOS, the Alpaca template, the instruction).
 
 Throughput is input tokens per second at the steady step time, measured the same way for
 both: each command runs ``--short-steps`` and ``--steps`` steps, and the difference of the
 two wall times over the extra steps is one step (start-up and output writing cancel).
-Wall time is the whole long command, start-up included. torchtune runs from its own
-virtual environment (see DEVELOPERS.md):
+Wall time is the whole long command, start-up included. ``--repeats N`` measures each
+side N times, alternating, and reports the median (this shared machine's speed drifts
+by 5-10% over minutes). torchtune runs from its own virtual environment (see
+DEVELOPERS.md):
 
-    python -m bench.e2e_vs_torchtune --torchtune-venv /tmp/ttvenv [--workers 1 --steps 25]
+    python -m bench.e2e_vs_torchtune --torchtune-venv /tmp/ttvenv [--steps 25 --repeats 3]
 """
 
 import argparse
@@ -43,23 +45,12 @@ def make_assets(root: Path, args: argparse.Namespace) -> dict[str, Path]:
     shape = f"{args.layers}x{args.dim}-h{args.heads}-s{args.seq}"
     model_dir, tokenizer = root / f"model-{shape}", root / "tokenizer.model"
     rows = args.batch * (args.steps + 2)
-    data = root / f"data-s{args.seq}-n{rows}-prompt{args.prompt_fraction:g}.json"
+    data = root / f"data-s{args.seq}-n{rows}-prompt{args.prompt_fraction:g}-v2.json"
     vocab_rng = random.Random(0)
     vocab = [
         "".join(vocab_rng.choices("abcdefghijklmnopqrstuvwxyz", k=vocab_rng.randint(2, 9)))
         for _ in range(WORDS)
     ]
-    if not data.exists():
-        rng = random.Random(1)
-        samples = [
-            {
-                "instruction": " ".join(rng.choices(vocab, k=_prompt_words(args))),
-                "input": "",
-                "output": " ".join(rng.choices(vocab, k=2 * args.seq)),
-            }
-            for _ in range(rows)
-        ]
-        data.write_text(json.dumps(samples))
     if not tokenizer.exists():
         import sentencepiece as spm
 
@@ -78,6 +69,18 @@ def make_assets(root: Path, args: argparse.Namespace) -> dict[str, Path]:
             hard_vocab_limit=False,
             minloglevel=2,
         )
+    if not data.exists():
+        prompt_words = _prompt_words(args, tokenizer, vocab)
+        rng = random.Random(1)
+        samples = [
+            {
+                "instruction": " ".join(rng.choices(vocab, k=prompt_words)),
+                "input": "",
+                "output": " ".join(rng.choices(vocab, k=2 * args.seq)),
+            }
+            for _ in range(rows)
+        ]
+        data.write_text(json.dumps(samples))
     if not (model_dir / "config.json").exists():
         import torch
         import transformers
@@ -97,9 +100,20 @@ def make_assets(root: Path, args: argparse.Namespace) -> dict[str, Path]:
     return {"model": model_dir, "tokenizer": tokenizer, "data": data}
 
 
-def _prompt_words(args: argparse.Namespace) -> int:
-    """Instruction words for ``--prompt-fraction`` of ``--seq`` (about 1.7 tokens a word)."""
-    return max(1, round(args.prompt_fraction * args.seq / 1.7))
+def _prompt_words(args: argparse.Namespace, tokenizer: Path, vocab: list[str]) -> int:
+    """Instruction words that make the prompt ``--prompt-fraction`` of ``--seq`` tokens.
+
+    The prompt is BOS, the Alpaca template and the instruction; the words' token count is
+    measured with this tokenizer, on a sample of the same vocabulary.
+    """
+    import sentencepiece as spm
+
+    from orchestrator.datasets.messages import ALPACA_PROMPT_NO_INPUT
+
+    sp = spm.SentencePieceProcessor(model_file=str(tokenizer))
+    template = 1 + len(sp.encode(ALPACA_PROMPT_NO_INPUT.format(instruction="")))
+    per_word = len(sp.encode(" ".join(random.Random(3).choices(vocab, k=2000)))) / 2000
+    return max(1, round((args.prompt_fraction * args.seq - template) / per_word))
 
 
 def _intermediate(dim: int) -> int:
@@ -224,6 +238,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--only", choices=("ours", "torchtune"))
     parser.add_argument(
+        "--repeats", type=int, default=1, help="measure each side this many times, alternating"
+    )
+    parser.add_argument(
         "--prompt-fraction", type=float, default=0.05, help="share of each sample that is prompt"
     )
     parser.add_argument(
@@ -233,19 +250,23 @@ def main() -> None:
         help="score prompt tokens too (--no-train-on-input: instruction tuning's masking)",
     )
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error(f"--repeats {args.repeats} must be at least 1")
     if args.batch % args.workers:
         parser.error(f"--batch {args.batch} must divide by --workers {args.workers}")
     root = Path(args.workdir)
     assets = make_assets(root / "assets", args)
-    results = {}
-    if args.only != "torchtune":
-        results["tunefleet"] = measure(
-            lambda out, steps: ours_command(assets, out, steps, args), root, args
-        )
-    if args.only != "ours":
-        results["torchtune"] = measure(
-            lambda out, steps: torchtune_command(assets, out, steps, args), root, args
-        )
+    commands = {
+        "tunefleet": lambda out, steps: ours_command(assets, out, steps, args),
+        "torchtune": lambda out, steps: torchtune_command(assets, out, steps, args),
+    }
+    if args.only:
+        commands = {k: v for k, v in commands.items() if k == _SIDES[args.only]}
+    runs = {side: [] for side in commands}
+    for _ in range(args.repeats):  # the sides alternate, so a slow spell hits both
+        for side, command in commands.items():
+            runs[side].append(measure(command, root, args))
+    results = {side: _median_run(side_runs) for side, side_runs in runs.items()}
     if len(results) == 2:
         ours, theirs = results["tunefleet"], results["torchtune"]
         results["ratio_tokens_per_second"] = round(
@@ -253,6 +274,17 @@ def main() -> None:
         )
         results["ratio_wall"] = round(theirs["wall_s"] / ours["wall_s"], 3)
     print(json.dumps(results, indent=2))
+
+
+_SIDES = {"ours": "tunefleet", "torchtune": "torchtune"}
+
+
+def _median_run(runs: list[dict]) -> dict:
+    """The run of median tokens/s, with every run's tokens/s beside it when repeated."""
+    median = sorted(runs, key=lambda r: r["tokens_per_second"])[len(runs) // 2]
+    if len(runs) > 1:
+        median = {**median, "tokens_per_second_each": [r["tokens_per_second"] for r in runs]}
+    return median
 
 
 if __name__ == "__main__":
