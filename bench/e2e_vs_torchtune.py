@@ -9,10 +9,13 @@ is exactly ``--batch`` x ``--seq`` tokens on both sides. LoRA on q/v (rank 8), A
 float32, no activation checkpointing; every token scored (``--train-on-input``, the
 default) or, with ``--no-train-on-input``, only the responses, the first
 ``--prompt-fraction`` of each sample being the prompt (BOS, the Alpaca template, the instruction).
+``--min-length F`` draws each sample's length uniformly from F x ``--seq`` to ``--seq``
+instead, so batches pad to their longest, as real instruction data does.
 
-Throughput is input tokens per second at the steady step time, measured the same way for
-both: each command runs ``--short-steps`` and ``--steps`` steps, and the difference of the
-two wall times over the extra steps is one step (start-up and output writing cancel).
+Throughput is the samples' own tokens (padding left out) per second at the steady step
+time, measured the same way for both: each command runs ``--short-steps`` and ``--steps``
+steps, and the difference of the two wall times over the extra steps is one step
+(start-up and output writing cancel).
 Wall time is the whole long command, start-up included. ``--repeats N`` measures each
 side N times, alternating, and reports the median (this shared machine's speed drifts
 by 5-10% over minutes). torchtune runs from its own virtual environment (see
@@ -34,7 +37,7 @@ from pathlib import Path
 WORDS = 3000
 
 
-def make_assets(root: Path, args: argparse.Namespace) -> dict[str, Path]:
+def make_assets(root: Path, args: argparse.Namespace) -> dict:
     """Checkpoint, tokenizer and data shared by both runs, kept in ``root`` for reuse.
 
     Each file is named for the flags that shape it (a later run with other sizes, steps
@@ -45,7 +48,9 @@ def make_assets(root: Path, args: argparse.Namespace) -> dict[str, Path]:
     shape = f"{args.layers}x{args.dim}-h{args.heads}-s{args.seq}"
     model_dir, tokenizer = root / f"model-{shape}", root / "tokenizer.model"
     rows = args.batch * (args.steps + 2)
-    data = root / f"data-s{args.seq}-n{rows}-prompt{args.prompt_fraction:g}-v2.json"
+    data = root / (
+        f"data-s{args.seq}-n{rows}-prompt{args.prompt_fraction:g}-len{args.min_length:g}-v3.json"
+    )
     vocab_rng = random.Random(0)
     vocab = [
         "".join(vocab_rng.choices("abcdefghijklmnopqrstuvwxyz", k=vocab_rng.randint(2, 9)))
@@ -69,17 +74,21 @@ def make_assets(root: Path, args: argparse.Namespace) -> dict[str, Path]:
             hard_vocab_limit=False,
             minloglevel=2,
         )
+    rate = TokenizerRate(tokenizer, vocab)
     if not data.exists():
-        prompt_words = _prompt_words(args, tokenizer, vocab)
-        rng = random.Random(1)
-        samples = [
-            {
-                "instruction": " ".join(rng.choices(vocab, k=prompt_words)),
-                "input": "",
-                "output": " ".join(rng.choices(vocab, k=2 * args.seq)),
-            }
-            for _ in range(rows)
-        ]
+        prompt_words = rate.prompt_words(args.prompt_fraction * args.seq)
+        rng, length_rng = random.Random(1), random.Random(4)
+        samples = []
+        for _ in range(rows):
+            instruction = " ".join(rng.choices(vocab, k=prompt_words))
+            if args.min_length < 1:  # uniform lengths; batches pad to their longest
+                length = length_rng.uniform(args.min_length, 1.0) * args.seq
+                response = length - rate.sample_tokens({"instruction": instruction, "output": ""})
+                response_words = max(1, round(response / rate.per_word))
+            else:  # every sample longer than --seq: full batches
+                response_words = 2 * args.seq
+            output = " ".join(rng.choices(vocab, k=response_words))
+            samples.append({"instruction": instruction, "input": "", "output": output})
         data.write_text(json.dumps(samples))
     if not (model_dir / "config.json").exists():
         import torch
@@ -97,23 +106,39 @@ def make_assets(root: Path, args: argparse.Namespace) -> dict[str, Path]:
         )
         torch.manual_seed(0)
         transformers.LlamaForCausalLM(config).save_pretrained(model_dir, safe_serialization=True)
-    return {"model": model_dir, "tokenizer": tokenizer, "data": data}
+    measured = json.loads(data.read_text())[args.batch * args.short_steps : rows]
+    tokens = sum(rate.sample_tokens(row, args.seq) for row in measured) / len(measured)
+    return {
+        "model": model_dir,
+        "tokenizer": tokenizer,
+        "data": data,
+        "tokens_per_step": tokens * args.batch,
+    }
 
 
-def _prompt_words(args: argparse.Namespace, tokenizer: Path, vocab: list[str]) -> int:
-    """Instruction words that make the prompt ``--prompt-fraction`` of ``--seq`` tokens.
+class TokenizerRate:
+    """Token counts of this bench's text under its tokenizer, to size samples in tokens."""
 
-    The prompt is BOS, the Alpaca template and the instruction; the words' token count is
-    measured with this tokenizer, on a sample of the same vocabulary.
-    """
-    import sentencepiece as spm
+    def __init__(self, tokenizer: Path, vocab: list[str]) -> None:
+        import sentencepiece as spm
 
-    from orchestrator.datasets.messages import ALPACA_PROMPT_NO_INPUT
+        from orchestrator.datasets.messages import ALPACA_PROMPT_NO_INPUT
 
-    sp = spm.SentencePieceProcessor(model_file=str(tokenizer))
-    template = 1 + len(sp.encode(ALPACA_PROMPT_NO_INPUT.format(instruction="")))
-    per_word = len(sp.encode(" ".join(random.Random(3).choices(vocab, k=2000)))) / 2000
-    return max(1, round((args.prompt_fraction * args.seq - template) / per_word))
+        self._sp = spm.SentencePieceProcessor(model_file=str(tokenizer))
+        self._template = ALPACA_PROMPT_NO_INPUT
+        sample = " ".join(random.Random(3).choices(vocab, k=2000))
+        self.per_word = len(self._sp.encode(sample)) / 2000
+
+    def prompt_words(self, tokens: float) -> int:
+        """Instruction words that make the prompt (BOS, Alpaca template, instruction) ``tokens``."""
+        template = 1 + len(self._sp.encode(self._template.format(instruction="")))
+        return max(1, round((tokens - template) / self.per_word))
+
+    def sample_tokens(self, row: dict, seq: int | None = None) -> int:
+        """About how many tokens ``row`` takes, BOS and EOS in (truncated to ``seq`` if given)."""
+        prompt = self._sp.encode(self._template.format(instruction=row["instruction"]))
+        tokens = 2 + len(prompt) + len(self._sp.encode(row["output"]))
+        return tokens if seq is None else min(seq, tokens)
 
 
 def _intermediate(dim: int) -> int:
@@ -157,6 +182,7 @@ def ours_command(assets: dict, out: Path, steps: int, args: argparse.Namespace) 
         f"batch_size={args.batch // args.workers}",
         "gradient_accumulation_steps=1",
         f"max_steps_per_epoch={steps}",
+        "shuffle=False",  # both sides take the same batches, in file order
         "enable_activation_checkpointing=False",
         "dtype=fp32",
         "save_every_n_steps=null",
@@ -188,6 +214,7 @@ def torchtune_command(assets: dict, out: Path, steps: int, args: argparse.Namesp
         f"batch_size={args.batch}",
         "gradient_accumulation_steps=1",
         f"max_steps_per_epoch={steps}",
+        "shuffle=False",
         "enable_activation_checkpointing=False",
         "dtype=fp32",
         "device=cpu",
@@ -198,10 +225,11 @@ def torchtune_command(assets: dict, out: Path, steps: int, args: argparse.Namesp
     return command
 
 
-def measure(make_command, root: Path, args: argparse.Namespace) -> dict:
+def measure(make_command, root: Path, args: argparse.Namespace, tokens_per_step: float) -> dict:
     """Steady step time from the wall times of a short and a long run of the command.
 
     Start-up, loading and writing the outputs cost both runs the same and cancel out.
+    Tokens are the samples' own (padding left out); both sides see the same batches.
     """
     walls = {}
     for steps in (args.short_steps, args.steps):
@@ -212,7 +240,7 @@ def measure(make_command, root: Path, args: argparse.Namespace) -> dict:
     return {
         "wall_s": round(walls[args.steps], 1),
         "step_s": round(step, 3),
-        "tokens_per_second": round(args.batch * args.seq / step, 1),
+        "tokens_per_second": round(tokens_per_step / step, 1),
     }
 
 
@@ -244,12 +272,20 @@ def main() -> None:
         "--prompt-fraction", type=float, default=0.05, help="share of each sample that is prompt"
     )
     parser.add_argument(
+        "--min-length",
+        type=float,
+        default=1.0,
+        help="shortest sample as a share of --seq, lengths uniform up to --seq (1: all full)",
+    )
+    parser.add_argument(
         "--train-on-input",
         action=argparse.BooleanOptionalAction,
         default=True,
         help="score prompt tokens too (--no-train-on-input: instruction tuning's masking)",
     )
     args = parser.parse_args()
+    if not 0 < args.min_length <= 1:
+        parser.error(f"--min-length {args.min_length} must be in (0, 1]")
     if args.repeats < 1:
         parser.error(f"--repeats {args.repeats} must be at least 1")
     if args.batch % args.workers:
@@ -265,7 +301,7 @@ def main() -> None:
     runs = {side: [] for side in commands}
     for _ in range(args.repeats):  # the sides alternate, so a slow spell hits both
         for side, command in commands.items():
-            runs[side].append(measure(command, root, args))
+            runs[side].append(measure(command, root, args, assets["tokens_per_step"]))
     results = {side: _median_run(side_runs) for side, side_runs in runs.items()}
     if len(results) == 2:
         ours, theirs = results["tunefleet"], results["torchtune"]
