@@ -83,7 +83,7 @@ def make_assets(root: Path, args: argparse.Namespace) -> dict:
             instruction = " ".join(rng.choices(vocab, k=prompt_words))
             if args.min_length < 1:  # uniform lengths; batches pad to their longest
                 length = length_rng.uniform(args.min_length, 1.0) * args.seq
-                response = length - rate.sample_tokens({"instruction": instruction, "output": ""})
+                response = length - rate.prompt_tokens(instruction) - 1  # EOS closes it
                 response_words = max(1, round(response / rate.per_word))
             else:  # every sample longer than --seq: full batches
                 response_words = 2 * args.seq
@@ -106,7 +106,8 @@ def make_assets(root: Path, args: argparse.Namespace) -> dict:
         )
         torch.manual_seed(0)
         transformers.LlamaForCausalLM(config).save_pretrained(model_dir, safe_serialization=True)
-    measured = json.loads(data.read_text())[args.batch * args.short_steps : rows]
+    # The samples of the steps a measurement times: those after --short-steps.
+    measured = json.loads(data.read_text())[args.batch * args.short_steps : args.batch * args.steps]
     tokens = sum(rate.sample_tokens(row, args.seq) for row in measured) / len(measured)
     return {
         "model": model_dir,
@@ -129,16 +130,19 @@ class TokenizerRate:
         sample = " ".join(random.Random(3).choices(vocab, k=2000))
         self.per_word = len(self._sp.encode(sample)) / 2000
 
-    def prompt_words(self, tokens: float) -> int:
-        """Instruction words that make the prompt (BOS, Alpaca template, instruction) ``tokens``."""
-        template = 1 + len(self._sp.encode(self._template.format(instruction="")))
-        return max(1, round((tokens - template) / self.per_word))
+    def prompt_tokens(self, instruction: str) -> int:
+        """Tokens of the prompt: BOS, the Alpaca template and ``instruction``."""
+        return 1 + len(self._sp.encode(self._template.format(instruction=instruction)))
 
-    def sample_tokens(self, row: dict, seq: int | None = None) -> int:
-        """About how many tokens ``row`` takes, BOS and EOS in (truncated to ``seq`` if given)."""
-        prompt = self._sp.encode(self._template.format(instruction=row["instruction"]))
-        tokens = 2 + len(prompt) + len(self._sp.encode(row["output"]))
-        return tokens if seq is None else min(seq, tokens)
+    def prompt_words(self, tokens: float) -> int:
+        """Instruction words that make the prompt ``tokens`` long."""
+        return max(1, round((tokens - self.prompt_tokens("")) / self.per_word))
+
+    def sample_tokens(self, row: dict, seq: int) -> int:
+        """About how many tokens ``row`` takes, EOS included, truncated to ``seq``."""
+        return min(
+            seq, self.prompt_tokens(row["instruction"]) + len(self._sp.encode(row["output"])) + 1
+        )
 
 
 def _intermediate(dim: int) -> int:
