@@ -113,9 +113,13 @@ def _checks(assets: dict, work: Path, device: torch.device, sizes: tuple, args) 
             f"methods.{m}": lambda scratch, m=m: check_method(m, assets, scratch, device, sizes)
             for m in METHODS
         },
-        "compile": lambda scratch: check_compile(assets, scratch, device, sizes, baselines),
+        "compile": lambda scratch: check_variant(
+            assets, scratch, device, sizes, baselines, "compile=True", cpu_tolerance=1e-4
+        ),
         "packed": lambda scratch: check_packed(assets, scratch, device, sizes),
-        "offload": lambda scratch: check_offload(assets, scratch, device, sizes, baselines),
+        "offload": lambda scratch: check_variant(
+            assets, scratch, device, sizes, baselines, "fsdp_cpu_offload=True", cpu_tolerance=1e-5
+        ),
     }
     if not args.skip_throughput:
         checks["throughput"] = lambda scratch: check_throughput(assets, scratch, device, sizes)
@@ -380,14 +384,19 @@ def check_method(method: str, assets: dict, work: Path, device, sizes) -> dict:
     }
 
 
-def check_compile(assets: dict, work: Path, device, sizes, baselines) -> dict:
-    """LoRA and QLoRA with ``compile=True`` log the eager runs' losses (bf16 tolerance on GPU)."""
+def check_variant(
+    assets: dict, work: Path, device, sizes, baselines, override: str, cpu_tolerance: float
+) -> dict:
+    """LoRA and QLoRA with ``override`` log the plain runs' losses (bf16 tolerance on GPU).
+
+    ``compile=True`` must match eager, and ``fsdp_cpu_offload=True`` the run without it.
+    """
     return {
         method: _same_losses(
             baselines(method),
-            _variant_losses(assets, work, device, sizes, method, "compile=True"),
+            _variant_losses(assets, work, device, sizes, method, override),
             device,
-            cpu_tolerance=1e-4,
+            cpu_tolerance,
         )
         for method in COMPARED
     }
@@ -491,19 +500,6 @@ def _flex_against_dense(device: torch.device) -> dict:
         "relative_grad_gap": grad_gap,
         "matches": logits_gap <= 1e-3 * max(1.0, dense_logits.abs().max().item())
         and grad_gap <= 1e-3,
-    }
-
-
-def check_offload(assets: dict, work: Path, device, sizes, baselines) -> dict:
-    """``fsdp_cpu_offload=True`` logs the losses of the same LoRA and QLoRA runs without it."""
-    return {
-        method: _same_losses(
-            baselines(method),
-            _variant_losses(assets, work, device, sizes, method, "fsdp_cpu_offload=True"),
-            device,
-            cpu_tolerance=1e-5,
-        )
-        for method in COMPARED
     }
 
 

@@ -72,7 +72,7 @@ sys.path.insert(0, {str(REPO / "bench")!r})
 import gpu_check
 def broken(*args, **kwargs):
     raise RuntimeError("compile exploded")
-gpu_check.check_compile = broken
+gpu_check.check_variant = broken  # compile (offload is not run here)
 gpu_check.check_packed = lambda *args: {{"flex_equals_dense": {{"matches": False}}}}
 gpu_check.main()
 """
